@@ -1,0 +1,191 @@
+"""python -m cnnlab: the lecture's experiments from a terminal.
+
+    python -m cnnlab summary ARCH [--input-size N] [--width W] [--set KNOB=VALUE] [--json]
+    python -m cnnlab train ARCH [--dataset ...] [--recipe ...] ... --out DIR
+    python -m cnnlab evaluate MODEL --data FILE.npz
+    python -m cnnlab predict MODEL IMAGE... [--top K]
+
+Every mistake a user can make ends in one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage block
+        self.exit(EXIT_USAGE, f"error: {message} (see `python -m cnnlab {self.prog.split()[-1]} --help`)\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.command(args)
+    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cnnlab", description="CNN Lab: LeNet-5, AlexNet and VGG19 from the lecture.")
+    commands = parser.add_subparsers(required=True, parser_class=_Parser, metavar="COMMAND")
+
+    summary = commands.add_parser("summary", help="the layer table of an architecture")
+    summary.add_argument("arch")
+    _model_options(summary)
+    summary.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    summary.set_defaults(command=_summary)
+
+    train = commands.add_parser("train", help="train an architecture and save the run")
+    train.add_argument("arch")
+    train.add_argument("--dataset", choices=("mnist", "cifar10"), help="default: the architecture's")
+    train.add_argument("--source", choices=("bundled", "full"), default="bundled",
+                       help="bundled: the 10%% sample shipped with CNN Lab; full: Keras's download")
+    train.add_argument("--data", metavar="FILE.npz", help="an .npz in Keras's layout instead of --dataset")
+    train.add_argument("--sample", type=float, metavar="F", help="fraction to draw, e.g. 0.1")
+    train.add_argument("--recipe", default="seed", help="seed (the lecture's), paper or stable")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float, help="learning rate; default: the recipe's")
+    train.add_argument("--steps-per-epoch", type=int, metavar="N")
+    train.add_argument("--accumulation-steps", type=int, default=1, metavar="K",
+                       help="split each batch into K micro-batches (less memory, same update)")
+    train.add_argument("--seed", type=int, default=0)
+    _model_options(train)
+    train.add_argument("--out", required=True, metavar="DIR")
+    train.set_defaults(command=_train)
+
+    evaluate = commands.add_parser("evaluate", help="accuracy of a saved model on an .npz")
+    evaluate.add_argument("model", metavar="MODEL", help="a .keras file or a run directory")
+    evaluate.add_argument("--data", required=True, metavar="FILE.npz", help="keys x, y or x_test, y_test")
+    evaluate.set_defaults(command=_evaluate)
+
+    predict = commands.add_parser("predict", help="classify image files with a saved model")
+    predict.add_argument("model", metavar="MODEL", help="a .keras file or a run directory")
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--top", type=int, default=3, metavar="K")
+    predict.set_defaults(command=_predict)
+    return parser
+
+
+def _model_options(parser):
+    parser.add_argument("--input-size", type=int, metavar="N", help="default: the architecture's")
+    parser.add_argument("--width", type=float, default=1.0, metavar="W", help="filters and units x W")
+    parser.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
+                        help="an architecture setting, e.g. activation=sigmoid or weight_decay=0")
+
+
+def _model_config(args):
+    from .architectures import ModelConfig
+
+    knobs = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes KNOB=VALUE, such as activation=tanh. Received: {item!r}")
+        try:
+            knobs[key] = float(value)
+        except ValueError:
+            knobs[key] = value
+    return ModelConfig(args.arch, input_size=args.input_size, width=args.width, knobs=knobs)
+
+
+def _summary(args) -> int:
+    from .architectures import build_model
+    from .layer_table import layer_table
+
+    table = layer_table(build_model(_model_config(args)))
+    if args.json:
+        print(json.dumps(table.to_dict()))
+    else:
+        print(format_table(table))
+    return 0
+
+
+def format_table(table) -> str:
+    header = ("layer", "type", "output shape", "params", "MACs", "RF", "stride")
+    rows = [header] + [
+        (r.name + (" *" if r.kind == "preprocessing" else ""), r.type, str(r.output_shape), f"{r.params:,}",
+         f"{r.macs:,}", "" if r.receptive_field is None else str(r.receptive_field),
+         "" if r.effective_stride is None else str(r.effective_stride))
+        for r in table.rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    lines += ["-" * len(lines[0]), f"{table.arch}: {table.total_params:,} parameters, {table.total_macs:,} MACs "
+              f"per image. * preprocessing inside the model; RF: receptive field in input pixels."]
+    return "\n".join(lines)
+
+
+def _train(args) -> int:
+    from .training import TrainConfig, save_run, train
+
+    config = TrainConfig(
+        model=_model_config(args), dataset=args.dataset, source=args.source, data_path=args.data,
+        sample=args.sample, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.lr, steps_per_epoch=args.steps_per_epoch, accumulation_steps=args.accumulation_steps,
+        seed=args.seed).resolved()
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: finish the batch, save, exit
+    try:
+        run = train(config, listener=ProgressBar(sys.stderr), stop=stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    out = save_run(run, args.out)
+    print(f"saved {out / 'model.keras'}, history.json and run.json", file=sys.stderr)
+    print(json.dumps(run.summary()))
+    return 0
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal (a Listener); one line per epoch when not a terminal."""
+
+    def __init__(self, stream, width: int = 24):
+        self.stream, self.width = stream, width
+        self.live = stream.isatty()
+
+    def on_batch(self, p) -> None:
+        if not self.live:
+            return
+        filled = int(self.width * p.step / p.steps)
+        self.stream.write(f"\repoch {p.epoch}/{p.epochs} [{'#' * filled}{'.' * (self.width - filled)}] "
+                          f"{p.step}/{p.steps}  loss {p.loss:.4f}  acc {p.accuracy:.4f}  ETA {_clock(p.eta)} ")
+        self.stream.flush()
+
+    def on_epoch(self, p) -> None:
+        self.stream.write(f"\repoch {p.epoch}/{p.epochs}  loss {p.loss:.4f}  acc {p.accuracy:.4f}  "
+                          f"val_loss {p.val_loss:.4f}  val_acc {p.val_accuracy:.4f}  {_clock(p.elapsed)} elapsed"
+                          + " " * 12 + "\n")
+        self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes}:{seconds:02d}"
+
+
+def _evaluate(args) -> int:
+    from .inference import evaluate_file, load_trained
+
+    print(json.dumps(evaluate_file(load_trained(args.model), args.data)))
+    return 0
+
+
+def _predict(args) -> int:
+    from .inference import load_image, load_trained, predict_proba, top_k
+
+    if args.top < 1:
+        raise ValueError(f"--top must be at least 1. Received: --top {args.top}")
+    trained = load_trained(args.model)
+    images = [load_image(path, trained.image_shape) for path in args.images]
+    tops = top_k(predict_proba(trained.model, images), trained.class_names, args.top)
+    print(json.dumps({"predictions": [{"image": path, "top": top} for path, top in zip(args.images, tops)]}))
+    return 0

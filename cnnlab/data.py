@@ -1,0 +1,215 @@
+"""Datasets: the bundled 10% samples, Keras's full downloads, and any .npz in Keras's layout.
+
+Images stay as the raw uint8 pixels, (N, H, W, C); the models do the lecture's preprocessing
+themselves (see `architectures.preprocessing`). Labels are flat integer class indices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+BUNDLED_DIR = Path(__file__).parent / "bundled"
+SOURCES = ("bundled", "full")
+
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    title: str
+    image_shape: tuple[int, int, int]
+    class_names: tuple[str, ...]
+    credit: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+DATASETS: dict[str, DatasetSpec] = {s.name: s for s in [
+    DatasetSpec("mnist", "MNIST handwritten digits", (28, 28, 1), MNIST_CLASSES,
+                "Yann LeCun, Corinna Cortes and Christopher J.C. Burges, \"The MNIST database of "
+                "handwritten digits\". CC BY-SA 3.0."),
+    DatasetSpec("cifar10", "CIFAR-10", (32, 32, 3), CIFAR10_CLASSES,
+                "Alex Krizhevsky, \"Learning Multiple Layers of Features from Tiny Images\", 2009. "
+                "The bundled sample was decoded from a JPEG-encoded copy, so pixels differ slightly "
+                "from the original binary batches."),
+]}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train and test images with their labels; uint8 pixels, flat integer labels."""
+
+    name: str
+    source: str
+    x_train: np.ndarray   # (N, H, W, C) uint8
+    y_train: np.ndarray   # (N,) int64
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def sample(self, fraction: float, seed: int = 0) -> "Dataset":
+        """A random fraction of train and of test, drawn without replacement, as the lecture does."""
+        fraction = check_fraction(fraction)
+        if fraction == 1.0:
+            return self
+        rng = np.random.default_rng(seed)
+        picks = {}
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            n = max(1, int(round(len(x) * fraction)))
+            index = np.sort(rng.choice(len(x), size=n, replace=False))
+            picks[f"x_{split}"], picks[f"y_{split}"] = x[index], y[index]
+        return dataclasses.replace(self, **picks)
+
+
+def check_fraction(fraction) -> float:
+    try:
+        value = float(fraction)
+    except (TypeError, ValueError):
+        raise ValueError(f"The sample fraction must be a number such as 0.1. Received: {fraction!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"The sample fraction must be above 0 and at most 1 (0.1 is 10%). Received: {fraction!r}")
+    return value
+
+
+def load_dataset(name: str = "mnist", source: str = "bundled", path: str | Path | None = None) -> Dataset:
+    """Load a dataset by name from a source, or any .npz in Keras's layout when `path` is given.
+
+    `bundled` is the 10% sample shipped with CNN Lab (no network needed); `full` is Keras's
+    download, cached by Keras under ~/.keras/datasets.
+    """
+    if path is not None:
+        return load_npz(path)
+    spec = _spec(name)
+    if source == "bundled":
+        return load_npz(BUNDLED_DIR / f"{spec.name}.npz", name=spec.name, source="bundled")
+    if source == "full":
+        return _download(spec)
+    raise ValueError(f"Unknown data source {source!r}. Choose one of: {', '.join(SOURCES)}.")
+
+
+def load_npz(path: str | Path, name: str | None = None, source: str = "file") -> Dataset:
+    """Read an .npz with x_train, y_train, x_test, y_test (Keras's layout) and check it."""
+    arrays = read_npz(path, [("x_train", "y_train"), ("x_test", "y_test")], need_all=True)
+    x_train, y_train = arrays["x_train"], arrays["y_train"]
+    x_test, y_test = arrays["x_test"], arrays["y_test"]
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise ValueError(f"{Path(path).name}: train images are {x_train.shape[1:]} but test images are "
+                         f"{x_test.shape[1:]}; both splits need the same image size.")
+    classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
+    spec = _matching_spec(x_train.shape[1:], classes, name)
+    if spec is not None:
+        class_names = spec.class_names
+    else:
+        class_names = tuple(f"class {i}" for i in range(max(classes, 2)))
+    return Dataset(name or (spec.name if spec else Path(path).stem), source,
+                   x_train, y_train, x_test, y_test, class_names)
+
+
+def read_npz(path: str | Path, key_pairs: list[tuple[str, str]], need_all: bool = False) -> dict[str, np.ndarray]:
+    """Open an .npz and return its (images, labels) pairs, checked.
+
+    Every pair present is returned as uint8 images (N, H, W, C) and flat int64 labels. With
+    `need_all`, every pair must be there; otherwise at least one (for `evaluate`: x/y or
+    x_test/y_test).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such data file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            found = {k: npz[k] for pair in key_pairs for k in pair if k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise ValueError(f"{path.name} is not a readable .npz file ({error}).") from None
+    result = {}
+    for x_key, y_key in key_pairs:
+        if x_key in found and y_key in found:
+            result[x_key] = as_images(found[x_key], f"{path.name}:{x_key}")
+            result[y_key] = as_labels(found[y_key], len(result[x_key]), f"{path.name}:{y_key}")
+    wanted = (" and " if need_all else " or ").join(f"{x}/{y}" for x, y in key_pairs)
+    if not result or (need_all and len(result) < 2 * len(key_pairs)):
+        raise ValueError(f"{path.name} needs the arrays {wanted}; it has: {', '.join(sorted(found)) or 'none of them'}.")
+    return result
+
+
+def as_images(x, what: str = "images") -> np.ndarray:
+    """(N, H, W) or (N, H, W, C) pixels 0-255 -> uint8 (N, H, W, C)."""
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[..., None]  # grayscale without a channel axis
+    if x.ndim != 4 or x.shape[-1] not in (1, 3) or x.shape[0] == 0 or min(x.shape[1:3]) < 1:
+        raise ValueError(f"{what}: expected images shaped (N, height, width) or (N, height, width, 1 or 3) "
+                         f"with N > 0. Received shape {x.shape}.")
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise ValueError(f"{what}: pixels must be numbers. Received dtype {x.dtype}.")
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        raise ValueError(f"{what}: pixels contain NaN or infinity.")
+    if x.min() < 0 or x.max() > 255:
+        raise ValueError(f"{what}: pixels must lie between 0 and 255 (raw images, not normalised). "
+                         f"Received values from {x.min()} to {x.max()}.")
+    return x.astype(np.uint8) if x.dtype != np.uint8 else x
+
+
+def as_labels(y, n: int, what: str = "labels") -> np.ndarray:
+    """(N,) or (N, 1) integer class indices -> int64 (N,)."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or len(y) != n:
+        raise ValueError(f"{what}: expected {n} labels shaped (N,) or (N, 1). Received shape {y.shape}.")
+    if not np.issubdtype(y.dtype, np.integer):
+        if not np.issubdtype(y.dtype, np.floating) or not np.isfinite(y).all() or (y != np.round(y)).any():
+            raise ValueError(f"{what}: labels must be whole class indices such as 0..9. Received dtype {y.dtype}.")
+    if y.min() < 0:
+        raise ValueError(f"{what}: labels must be class indices from 0. Received {y.min()}.")
+    return y.astype(np.int64)
+
+
+def _spec(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"Unknown dataset {name!r}. Choose one of: {', '.join(DATASETS)}, "
+                         "or give an .npz file in Keras's layout.") from None
+
+
+def _matching_spec(image_shape, classes: int, name: str | None) -> DatasetSpec | None:
+    if name in DATASETS:
+        return DATASETS[name]
+    for spec in DATASETS.values():
+        if spec.image_shape == tuple(image_shape) and classes <= spec.num_classes:
+            return spec
+    return None
+
+
+def _download(spec: DatasetSpec) -> Dataset:
+    """Keras's own loader: it downloads once and caches in its own folder, which we never write to."""
+    import keras
+
+    loader = {"mnist": keras.datasets.mnist.load_data, "cifar10": keras.datasets.cifar10.load_data}[spec.name]
+    try:
+        (x_train, y_train), (x_test, y_test) = loader()
+    except Exception as error:  # Keras wraps network failures in several exception types
+        raise ValueError(
+            f"Could not download the full {spec.title} ({type(error).__name__}: {error}). Without network "
+            f"access use the bundled 10% sample (source 'bundled', the default) or an .npz file.") from None
+    return Dataset(spec.name, "full", as_images(x_train), as_labels(y_train, len(x_train)),
+                   as_images(x_test), as_labels(y_test, len(x_test)), spec.class_names)
