@@ -1,0 +1,238 @@
+"""Training memory and speed: the lecture's code against `cnnlab train`, on the same machine, in one run.
+
+What: for LeNet-5 on MNIST and AlexNet on CIFAR-10 at 224x224 (batch 128), the peak resident memory
+of a whole training run and the images per second of its training steps, once for the lecture's
+plain Keras code and once for cnnlab, with the ratio cnnlab / lecture.
+
+Why: the lecture resizes all of CIFAR-10's sample to 224x224 float32 before training, which needs
+gigabytes; cnnlab keeps raw uint8 images and resizes each batch inside the model. This shows what
+that saves in memory and whether it costs speed.
+
+How: each measurement runs in a fresh subprocess (`--worker MODEL SIDE`), so its peak memory is that
+process's ru_maxrss and nothing carries over. Speed is timed from the end of the last warm-up step
+to the end of the last step (graph tracing and the end-of-epoch validation fall outside).
+Both sides train on the same data: cnnlab's bundled 10% samples (6,000 MNIST, 5,000 CIFAR-10 images).
+
+    PYTHONPATH=. python bench/train_memory_speed.py                  # full run, ~10 min on 2 cores
+    PYTHONPATH=. python bench/train_memory_speed.py --quick --only lenet
+    PYTHONPATH=. python bench/train_memory_speed.py --only alexnet --steps 5
+
+Writes bench/results/train_memory_speed.json (a quick or partial run writes a suffixed name) and
+prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = ROOT / "cnnlab" / "bundled"
+RESULTS = ROOT / "bench" / "results"
+BATCH = 128
+MODELS = {"lenet": ("lenet5", "mnist", 6000), "alexnet": ("alexnet", "cifar10", 5000)}  # arch, data, images
+SIDES = ("lecture", "cnnlab")
+STEPS = {"lenet": 45, "alexnet": 3}   # timed steps, after the warm-up
+QUICK_STEPS = {"lenet": 5, "alexnet": 1}
+
+
+# ---------------------------------------------------------------- worker: one measurement per process
+
+def peak_gb() -> float:
+    """This process's peak resident memory so far, in GB (10^9 bytes); Linux reports KiB."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, 3)
+
+
+def worker(model: str, side: str, warmup: int, steps: int) -> dict:
+    stages, times = {}, []
+    if side == "lecture":
+        import keras
+        import tensorflow as tf  # noqa: F401  (the lecture imports both)
+        stages["imports"] = peak_gb()
+        net, train, test = LECTURE[model]()
+        stages["data_and_model"] = peak_gb()
+        net.fit(*train, batch_size=BATCH, epochs=1, steps_per_epoch=warmup + steps, validation_data=test,
+                verbose=0, callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=_stamper(times))])
+    else:
+        fit_cnnlab(model, warmup + steps, times, stages)
+    return {"model": model, "side": side, "peak_rss_gb": peak_gb(), "peak_rss_gb_by_stage": stages,
+            "warmup_steps": warmup, "timed_steps": steps, "batch_size": BATCH,
+            "images_per_second": images_per_second(times, warmup)}
+
+
+def images_per_second(times: list[float], warmup: int) -> float:
+    """Full batches finished after the warm-up, over the time from the warm-up's end to the last step's."""
+    timed = len(times) - warmup
+    if warmup < 1 or timed < 1:
+        raise RuntimeError(f"need at least 1 warm-up and 1 timed step; got {len(times)} steps")
+    return round(timed * BATCH / (times[-1] - times[warmup - 1]), 3)
+
+
+def _stamper(times: list[float]):
+    def stamp(batch, logs):
+        float(logs["loss"])  # read the step's result, as cnnlab's listener bridge does
+        times.append(time.perf_counter())
+    return stamp
+
+
+def fit_cnnlab(model: str, total_steps: int, times: list[float], stages: dict) -> None:
+    import cnnlab
+    stages["imports"] = peak_gb()
+
+    class Stamp:  # a cnnlab Listener
+        def on_batch(self, progress):
+            times.append(time.perf_counter())
+
+        def on_epoch(self, progress):
+            pass
+
+    config = cnnlab.TrainConfig(cnnlab.ModelConfig(MODELS[model][0]), epochs=1, batch_size=BATCH,
+                                steps_per_epoch=total_steps)
+    cnnlab.train(config, listener=Stamp())
+
+
+def _load(name: str):
+    import numpy as np
+    with np.load(BUNDLED / f"{name}.npz") as data:
+        return data["x_train"], data["y_train"], data["x_test"], data["y_test"]
+
+
+def lecture_lenet():
+    """The lecture's LeNet-5: MNIST padded to 32x32, one-hot labels, Adam, categorical cross-entropy."""
+    import keras
+    import numpy as np
+    from keras import layers
+    x_train, y_train, x_test, y_test = _load("mnist")
+    prep = lambda x: np.expand_dims(np.pad(x, ((0, 0), (2, 2), (2, 2))), -1).astype("float32") / 255  # noqa: E731
+    x_train, x_test = prep(x_train), prep(x_test)
+    y_train, y_test = keras.utils.to_categorical(y_train, 10), keras.utils.to_categorical(y_test, 10)
+    net = keras.Sequential([
+        keras.Input((32, 32, 1)), layers.Conv2D(6, 5, activation="relu"), layers.AveragePooling2D(2, 2),
+        layers.Conv2D(16, 5, activation="relu"), layers.AveragePooling2D(2, 2),
+        layers.Conv2D(120, 5, activation="relu"), layers.Flatten(),
+        layers.Dense(84, activation="relu"), layers.Dense(10, activation="softmax")])
+    net.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy", metrics=["accuracy"])
+    return net, (x_train, y_train), (x_test, y_test)
+
+
+def lecture_alexnet():
+    """The lecture's AlexNet: the whole CIFAR-10 sample resized to 224x224 float32 before training."""
+    import keras
+    import tensorflow as tf
+    from keras import layers
+    x_train, y_train, x_test, y_test = _load("cifar10")
+    x_train = tf.image.resize(x_train, (224, 224)).numpy().astype("float32") / 255  # (5000, 224, 224, 3)
+    x_test = tf.image.resize(x_test, (224, 224)).numpy().astype("float32") / 255
+    conv = lambda filters, size, **kw: layers.Conv2D(filters, size, activation="relu", **kw)  # noqa: E731
+    net = keras.Sequential([
+        keras.Input((224, 224, 3)), conv(96, 11, strides=4), conv(256, 5), layers.MaxPooling2D(3, 2),
+        conv(384, 3), layers.MaxPooling2D(3, 2), conv(384, 3), conv(256, 3), layers.MaxPooling2D(3, 2),
+        layers.Flatten(), layers.Dense(4096, activation="relu"), layers.Dropout(0.5),
+        layers.Dense(4096, activation="relu"), layers.Dropout(0.5), layers.Dense(10, activation="softmax")])
+    net.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return net, (x_train, y_train), (x_test, y_test)
+
+
+LECTURE = {"lenet": lecture_lenet, "alexnet": lecture_alexnet}
+
+
+# ---------------------------------------------------------------- parent: run workers, report
+
+def measure(model: str, side: str, warmup: int, steps: int) -> dict:
+    print(f"measuring {model} / {side} ...", file=sys.stderr, flush=True)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, __file__, "--worker", model, side, "--warmup", str(warmup), "--steps", str(steps)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{model}/{side} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
+            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
+            "platform": platform.platform(), "python": platform.python_version(),
+            "keras": _version("keras"), "tensorflow": _version("tensorflow", "tensorflow-cpu"),
+            "numpy": _version("numpy"),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _version(*distributions: str) -> str | None:
+    for name in distributions:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return None
+
+
+def ratios(measurements: list[dict]) -> dict:
+    by = {(m["model"], m["side"]): m for m in measurements}
+    return {model: {key: round(by[model, "cnnlab"][key] / by[model, "lecture"][key], 3)
+                    for key in ("peak_rss_gb", "images_per_second")}
+            for model in dict.fromkeys(m["model"] for m in measurements)}
+
+
+def table(measurements: list[dict], ratio: dict) -> str:
+    by = {(m["model"], m["side"]): m for m in measurements}
+    lines = ["| model | peak RSS lecture (GB) | peak RSS cnnlab (GB) | cnnlab/lecture "
+             "| img/s lecture | img/s cnnlab | cnnlab/lecture |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for model, r in ratio.items():
+        lec, lab = by[model, "lecture"], by[model, "cnnlab"]
+        lines.append(f"| {model} | {lec['peak_rss_gb']:.2f} | {lab['peak_rss_gb']:.2f} | {r['peak_rss_gb']:.2f} "
+                     f"| {lec['images_per_second']:.1f} | {lab['images_per_second']:.1f} "
+                     f"| {r['images_per_second']:.2f} |")
+    return "\n".join(lines)
+
+
+def check_steps(model: str, warmup: int, steps: int) -> None:
+    full_batches = MODELS[model][2] // BATCH
+    if warmup < 1 or steps < 1 or warmup + steps > full_batches:
+        sys.exit(f"{model}: need warm-up >= 1, steps >= 1 and warm-up + steps <= {full_batches} "
+                 f"(full batches of {BATCH} in one epoch); got {warmup} + {steps}")
+
+
+def main(argv=None) -> None:
+    args = parse(argv)
+    if args.worker:
+        print(json.dumps(worker(*args.worker, args.warmup, args.steps)))
+        return
+    models = [args.only] if args.only else list(MODELS)
+    steps = {m: args.steps or (QUICK_STEPS if args.quick else STEPS)[m] for m in models}
+    for model in models:
+        check_steps(model, args.warmup, steps[model])
+    measurements = [measure(m, side, args.warmup, steps[m]) for m in models for side in SIDES]
+    report = {"machine": machine(), "data": "cnnlab bundled samples, same images for both sides",
+              "measurements": measurements, "ratios_cnnlab_over_lecture": ratios(measurements)}
+    out = args.out or RESULTS / ("train_memory_speed" + ".quick" * args.quick + f".{args.only}" * bool(args.only)
+                                 + ".json")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(report, indent=1) + "\n")
+    print(table(measurements, report["ratios_cnnlab_over_lecture"]) + f"\n\nwritten to {out}")
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=list(MODELS), help="measure one model only")
+    parser.add_argument("--quick", action="store_true", help="tiny step counts, a smoke check")
+    parser.add_argument("--steps", type=int, help=f"timed steps per measurement (default: {STEPS})")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (graph tracing)")
+    parser.add_argument("--out", help="results file (default: bench/results/train_memory_speed[...].json)")
+    parser.add_argument("--worker", nargs=2, metavar=("MODEL", "SIDE"), help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""The command line: the lecture's experiments from a terminal, and one clear line for every mistake."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnlab import load_dataset
+from cnnlab.cli import main
+from tests.conftest import ROOT
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_summary_json(capsys):
+    code, out, _ = run_cli(capsys, "summary", "alexnet", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["arch"] == "alexnet" and data["total_params"] == 24_767_882
+    assert data["input_shape"] == [32, 32, 3]
+    assert {"name", "type", "output_shape", "params", "macs", "receptive_field"} <= set(data["layers"][-1])
+
+
+def test_summary_table_with_knobs(capsys):
+    code, out, _ = run_cli(capsys, "summary", "lenet5", "--width", "2", "--set", "pooling=max")
+    assert code == 0 and "MaxPooling2D" in out and "c5_conv" in out and "parameters" in out
+
+
+def test_train_evaluate_predict_round_trip(lenet_run_dir, tmp_path, capsys):
+    record = json.loads((lenet_run_dir / "run.json").read_text())
+    assert record["result"]["test_accuracy"] > 0.9
+    assert {"test_accuracy", "test_loss", "epochs", "train_seconds"} <= set(record["result"])
+
+    test = load_dataset("mnist")
+    npz = tmp_path / "test.npz"
+    np.savez(npz, x=test.x_test[..., 0], y=test.y_test[:, None])  # no channel axis, labels (N, 1)
+    code, out, _ = run_cli(capsys, "evaluate", str(lenet_run_dir), "--data", str(npz))
+    result = json.loads(out)
+    assert code == 0 and result["n"] == 1000
+    assert result["accuracy"] == pytest.approx(record["result"]["test_accuracy"], abs=1e-6)
+
+    paths = []
+    for i in range(10):
+        paths.append(tmp_path / f"digit{i}_{test.y_test[i]}.png")
+        Image.fromarray(test.x_test[i, :, :, 0]).save(paths[-1])
+    code, out, _ = run_cli(capsys, "predict", str(lenet_run_dir / "model.keras"), *map(str, paths), "--top", "2")
+    predictions = json.loads(out)["predictions"]
+    assert code == 0 and len(predictions) == 10 and len(predictions[0]["top"]) == 2
+    right = sum(p["top"][0]["name"] == str(test.y_test[i]) for i, p in enumerate(predictions))
+    assert right >= 8
+
+
+def test_train_prints_a_json_last_line_and_saves(tmp_path):
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "cnnlab", "train", "lenet5", "--epochs", "1", "--sample", "0.1",
+                           "--steps-per-epoch", "2", "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    last = json.loads(done.stdout.strip().splitlines()[-1])
+    assert last["epochs"] == 1 and 0 <= last["test_accuracy"] <= 1 and last["train_seconds"] > 0
+    assert {p.name for p in out.iterdir()} == {"model.keras", "history.json", "run.json"}
+    assert "epoch 1/1" in done.stderr
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["summary", "resnet"], ["Unknown architecture", "lenet5"]),
+    (["summary", "lenet5", "--input-size", "20"], ["c5_conv", "at least 32"]),
+    (["summary", "lenet5", "--width", "-1"], ["width"]),
+    (["summary", "lenet5", "--set", "pooling"], ["KNOB=VALUE"]),
+    (["summary", "lenet5", "--width", "abc"], ["width", "abc"]),
+    (["train", "lenet5", "--epochs", "0", "--out", "x"], ["epochs"]),
+    (["train", "lenet5", "--sample", "3", "--out", "x"], ["fraction"]),
+    (["train", "lenet5", "--data", "absent.npz", "--out", "x"], ["absent.npz"]),
+    (["train", "lenet5"], ["--out"]),
+    (["evaluate", "absent.keras", "--data", "x.npz"], ["No such model file"]),
+    (["predict", "absent.keras", "a.png"], ["No such model file"]),
+    (["frobnicate"], ["frobnicate"]),
+])
+def test_mistakes_give_one_line_and_exit_code_2(argv, words, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exited:  # argparse's own checks
+        code = exited.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert all(word in err for word in words), err
+
+
+def test_corrupt_files_exit_2_without_traceback(tmp_path, lenet_run_dir):
+    corrupt_model = tmp_path / "model.keras"
+    corrupt_model.write_bytes(b"\x00" * 100)
+    corrupt_image = tmp_path / "digit.png"
+    corrupt_image.write_bytes(b"\x89PNG broken")
+    corrupt_data = tmp_path / "data.npz"
+    corrupt_data.write_text("nonsense")
+    for argv in (["evaluate", str(corrupt_model), "--data", str(corrupt_data)],
+                 ["evaluate", str(lenet_run_dir), "--data", str(corrupt_data)],
+                 ["predict", str(lenet_run_dir), str(corrupt_image)]):
+        done = subprocess.run([sys.executable, "-m", "cnnlab", *argv], cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 2, (argv, done.stderr)
+        assert "Traceback" not in done.stderr and done.stderr.strip().startswith("error:"), done.stderr

@@ -1,0 +1,133 @@
+"""Training runs: they learn, report every batch, stop on request, and are reproducible."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+
+import keras
+import numpy as np
+import pytest
+
+from cnnlab import RECIPES, ModelConfig, TrainConfig, save_run, train
+from cnnlab.training import make_optimizer
+
+from tests.conftest import QUICK_LENET
+
+
+class Recorder:
+    def __init__(self, stop_at_step=None, stop=None):
+        self.batches, self.epochs = [], []
+        self.stop_at_step, self.stop = stop_at_step, stop
+
+    def on_batch(self, progress):
+        self.batches.append(progress)
+        if progress.step == self.stop_at_step:
+            self.stop.set()
+
+    def on_epoch(self, progress):
+        self.epochs.append(progress)
+
+
+def lenet(**overrides) -> TrainConfig:
+    return TrainConfig(ModelConfig("lenet5"), **(QUICK_LENET | overrides))
+
+
+@pytest.fixture(scope="module")
+def learned():
+    recorder = Recorder()
+    return train(lenet(), listener=recorder), recorder
+
+
+def test_lenet_on_bundled_mnist_beats_90_percent_after_one_epoch(learned):
+    run, _ = learned
+    assert run.test_accuracy > 0.90
+    assert run.epochs_completed == 1 and not run.stopped
+
+
+def test_listener_hears_every_batch_and_the_epoch(learned):
+    run, recorder = learned
+    steps = math.ceil(6000 / 32)
+    assert [p.step for p in recorder.batches] == list(range(1, steps + 1))
+    assert recorder.batches[-1].seen == 6000 and recorder.batches[-1].fraction == 1.0
+    assert recorder.batches[-1].eta == 0 and recorder.batches[1].eta > 0
+    assert recorder.batches[-1].loss < recorder.batches[0].loss
+    [epoch] = recorder.epochs
+    assert epoch.val_accuracy == pytest.approx(run.test_accuracy)
+    assert run.history.epochs[0]["val_loss"] == pytest.approx(run.test_loss)
+    assert len(run.history.batches) == steps
+
+
+def test_stop_ends_the_run_within_one_batch_and_keeps_what_it_learned():
+    stop = threading.Event()
+    recorder = Recorder(stop_at_step=3, stop=stop)
+    run = train(lenet(epochs=3), listener=recorder, stop=stop)
+    assert run.stopped and len(recorder.batches) == 3 and len(run.history.batches) == 3
+    assert run.epochs_completed == 0
+    assert run.test_accuracy is not None  # the partial model still classifies
+    assert int(run.model.optimizer.iterations) == 3
+
+
+def test_same_seed_same_weights():
+    a = train(lenet(steps_per_epoch=5))
+    b = train(lenet(steps_per_epoch=5))
+    for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
+        np.testing.assert_allclose(wa, wb, atol=1e-6)
+
+
+def test_gradient_accumulation_updates_once_per_full_batch():
+    run = train(lenet(batch_size=128, accumulation_steps=4, steps_per_epoch=3))
+    assert len(run.history.batches) == 12                       # micro-batches of 32
+    assert run.history.batches[-1]["seen"] == 3 * 128
+    assert int(run.model.optimizer.iterations) == 3              # three optimizer updates
+
+
+def test_recipes_are_the_lectures_the_papers_and_the_stable_one():
+    assert (RECIPES["seed"].optimizer, RECIPES["seed"].learning_rate, RECIPES["seed"].batch_size,
+            RECIPES["seed"].epochs) == ("adam", 1e-3, 128, 10)
+    assert (RECIPES["paper"].optimizer, RECIPES["paper"].learning_rate, RECIPES["paper"].momentum) == ("sgd", 1e-2, 0.9)
+    assert (RECIPES["stable"].optimizer, RECIPES["stable"].learning_rate) == ("adam", 1e-4)
+    sgd = make_optimizer(TrainConfig(ModelConfig("alexnet"), recipe="paper").resolved())
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == 0.9
+    adam = make_optimizer(TrainConfig(ModelConfig("vgg19"), recipe="stable", learning_rate=3e-4).resolved())
+    assert isinstance(adam, keras.optimizers.Adam) and float(adam.learning_rate) == pytest.approx(3e-4)
+
+
+def test_defaults_follow_the_lecture():
+    config = TrainConfig(ModelConfig("alexnet"), source="full").resolved()
+    assert (config.dataset, config.sample, config.epochs, config.batch_size) == ("cifar10", 0.1, 10, 128)
+    assert TrainConfig(ModelConfig("alexnet")).resolved().sample == 1.0  # the bundled data is the 10% sample
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (dict(epochs=0), ["epochs", "0"]),
+    (dict(batch_size=-1), ["batch_size", "-1"]),
+    (dict(learning_rate=float("nan")), ["learning_rate", "nan"]),
+    (dict(learning_rate=-0.1), ["learning_rate", "-0.1"]),
+    (dict(batch_size=128, accumulation_steps=3), ["128", "3"]),
+    (dict(recipe="fast"), ["fast", "seed, paper, stable"]),
+    (dict(sample=2.0), ["fraction", "2.0"]),
+    (dict(steps_per_epoch=0), ["steps_per_epoch"]),
+])
+def test_bad_settings_are_refused_before_training(overrides, words):
+    with pytest.raises(ValueError) as error:
+        lenet(**overrides).resolved()
+    assert all(word in str(error.value) for word in words), str(error.value)
+
+
+def test_a_feature_extractor_cannot_be_trained():
+    with pytest.raises(ValueError, match="feature extractor"):
+        train(TrainConfig(ModelConfig("keras-vgg19")))
+
+
+def test_save_run_writes_model_history_and_record(learned, tmp_path):
+    run, _ = learned
+    save_run(run, tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} == {"model.keras", "history.json", "run.json"}
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["config"]["model"]["arch"] == "lenet5" and record["class_names"][7] == "7"
+    assert record["result"]["test_accuracy"] == pytest.approx(run.test_accuracy)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert len(history["epochs"]) == 1 and history["batches"][0]["step"] == 1
+    assert run.history.to_csv().splitlines()[0] == "epoch,loss,accuracy,val_loss,val_accuracy,seconds"
