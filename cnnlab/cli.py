@@ -98,10 +98,9 @@ def _model_config(args):
 
 
 def _summary(args) -> int:
-    from .architectures import build_model
     from .layer_table import layer_table
 
-    table = layer_table(build_model(_model_config(args)))
+    table = layer_table(_model_config(args))
     if args.json:
         print(json.dumps(table.to_dict()))
     else:

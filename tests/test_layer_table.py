@@ -58,3 +58,20 @@ def test_table_serialises_for_json():
     data = layer_table(build_model("lenet5")).to_dict()
     assert data["total_params"] == 61_706 and data["input_shape"] == [28, 28, 1]
     assert {"name", "type", "output_shape", "params", "macs", "receptive_field"} <= set(data["layers"][0])
+
+
+@pytest.mark.parametrize("name, overrides", [
+    ("lenet5", {}), ("lenet5", dict(width=0.5, pooling="max", input_size=40)), ("alexnet", {}),
+    ("alexnet", dict(input_size=180, width=0.3)), ("vgg19", dict(input_size=64, width=0.25, weight_decay=0)),
+    ("keras-vgg19", dict(input_size=48)),
+])
+def test_table_without_building_equals_the_built_models(name, overrides):
+    assert layer_table(name, **overrides) == layer_table(build_model(name, **overrides))
+
+
+def test_table_without_building_explains_a_vanishing_map():
+    for size, layer in [(100, "conv5"), (162, "pool5")]:
+        with pytest.raises(ValueError, match=f"{layer}.*at least 163"):
+            layer_table("alexnet", input_size=size)
+        with pytest.raises(ValueError, match=f"{layer}.*at least 163"):
+            build_model("alexnet", input_size=size)

@@ -167,30 +167,50 @@ def build_model(config: ModelConfig | str, **overrides) -> keras.Model:
     `build_model("lenet5")` is the lecture's LeNet-5; `build_model("vgg19", input_size=64,
     width=0.25)` a VGG19 small enough for a laptop. Keyword overrides fill a ModelConfig.
     """
+    config, chain = model_layers(config, **overrides)
+    inputs = keras.Input(config.raw_shape, name="image")  # raw pixels, 0-255
+    x = inputs
+    for layer in chain:
+        x = checked(config, layer, layer, x, x.shape)
+    return keras.Model(inputs, x, name=config.arch)
+
+
+def model_layers(config: ModelConfig | str, **overrides) -> tuple[ModelConfig, list[keras.layers.Layer]]:
+    """The resolved configuration and the model's layers in order, preprocessing first, not yet built.
+
+    Every cnnlab network is a chain; the layer table walks this list without allocating weights.
+    """
     if isinstance(config, str):
         top = {f.name for f in dataclasses.fields(ModelConfig)}
         knobs = {k: overrides.pop(k) for k in list(overrides) if k not in top}
         config = ModelConfig(config, knobs=knobs, **overrides)
     config = config.resolved()
     arch = get_architecture(config.arch)
-
     prep = preprocessing.fit_to_size(config.raw_shape, config.input_size, arch.fit)
     prep.append(preprocessing.imagenet_caffe() if arch.imagenet_inputs else preprocessing.rescale())
-    body = arch.builder(width=config.width, classes=config.classes, **config.knobs)
+    return config, prep + arch.builder(width=config.width, classes=config.classes, **config.knobs)
 
-    inputs = keras.Input(config.raw_shape, name="image")  # raw pixels, 0-255
-    x = inputs
-    for layer in prep + body:
-        try:
-            x = layer(x)
-        except ValueError as error:
-            if "negative" not in str(error) and "zero" not in str(error):
-                raise
-            raise ValueError(
-                f"{arch.title} cannot take {config.input_size}x{config.input_size} images: the feature map "
-                f"vanishes at layer {layer.name} (its input is only {x.shape[1]}x{x.shape[2]}). "
-                f"Use an input size of at least {arch.min_input_size}.") from None
-    return keras.Model(inputs, x, name=arch.name)
+
+def checked(config: ModelConfig, layer, step, value, input_shape):
+    """`step(value)`, turning Keras's "output size would be zero or negative" into the learner's
+    explanation: which layer lost the feature map, and the smallest input size that works."""
+    try:
+        result = step(value)
+    except ValueError as error:
+        if "negative" not in str(error) and "zero" not in str(error):
+            raise
+        raise vanishing_error(config, layer, input_shape) from None
+    if any(d is not None and d < 1 for d in getattr(result, "shape", result)):
+        raise vanishing_error(config, layer, input_shape)
+    return result
+
+
+def vanishing_error(config: ModelConfig, layer, input_shape) -> ValueError:
+    arch = get_architecture(config.arch)
+    return ValueError(
+        f"{arch.title} cannot take {config.input_size}x{config.input_size} images: the feature map vanishes at "
+        f"layer {layer.name} (its input is only {input_shape[1]}x{input_shape[2]}). "
+        f"Use an input size of at least {arch.min_input_size}.")
 
 
 def _check_size(arch: Architecture, value) -> int:
@@ -215,4 +235,4 @@ def _check_width(value) -> float:
 
 
 __all__ = ["ARCHITECTURES", "Architecture", "Knob", "ModelConfig", "build_model", "get_architecture",
-           "MAX_INPUT_SIZE"]
+           "model_layers", "checked", "MAX_INPUT_SIZE"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import functools
+
 import keras
 from keras import layers, regularizers
 
@@ -69,5 +72,11 @@ def keras_vgg19(*, width: float = 1.0, classes: int = 10) -> list[layers.Layer]:
     if width != 1.0:
         raise ValueError("keras-vgg19 is Keras's own VGG19 and has fixed widths: use width 1 "
                          f"(or vgg19 to scale the lecture's network). Received: width={width}")
+    return [cls.from_config(copy.deepcopy(config)) for cls, config in _keras_vgg19_configs()]
+
+
+@functools.cache
+def _keras_vgg19_configs() -> tuple:
+    """Keras's VGG19 layer classes and configurations; building it once is enough."""
     base = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
-    return [type(layer).from_config(layer.get_config()) for layer in base.layers[1:]]
+    return tuple((type(layer), layer.get_config()) for layer in base.layers[1:])
