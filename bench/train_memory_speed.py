@@ -53,50 +53,61 @@ def peak_gb() -> float:
 
 
 def worker(model: str, side: str, warmup: int, steps: int) -> dict:
-    stages, times = {}, []
+    clock = Clock(warmup + steps)
     if side == "lecture":
         import keras
         import tensorflow as tf  # noqa: F401  (the lecture imports both)
-        stages["imports"] = peak_gb()
+        clock.stages["imports"] = peak_gb()
         net, train, test = LECTURE[model]()
-        stages["data_and_model"] = peak_gb()
-        net.fit(*train, batch_size=BATCH, epochs=1, steps_per_epoch=warmup + steps, validation_data=test,
-                verbose=0, callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=_stamper(times))])
+        clock.stages["data_and_model"] = peak_gb()
+        stamp = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: clock.tick(logs))
+        net.fit(*train, batch_size=BATCH, epochs=1, steps_per_epoch=clock.total, validation_data=test,
+                verbose=0, callbacks=[stamp])
     else:
-        fit_cnnlab(model, warmup + steps, times, stages)
-    return {"model": model, "side": side, "peak_rss_gb": peak_gb(), "peak_rss_gb_by_stage": stages,
+        fit_cnnlab(model, clock)
+    return {"model": model, "side": side, "peak_rss_gb": peak_gb(), "peak_rss_gb_by_stage": clock.stages,
             "warmup_steps": warmup, "timed_steps": steps, "batch_size": BATCH,
-            "images_per_second": images_per_second(times, warmup)}
+            "images_per_second": clock.images_per_second(warmup), "step_seconds": clock.step_seconds()}
 
 
-def images_per_second(times: list[float], warmup: int) -> float:
-    """Full batches finished after the warm-up, over the time from the warm-up's end to the last step's."""
-    timed = len(times) - warmup
-    if warmup < 1 or timed < 1:
-        raise RuntimeError(f"need at least 1 warm-up and 1 timed step; got {len(times)} steps")
-    return round(timed * BATCH / (times[-1] - times[warmup - 1]), 3)
+class Clock:
+    """perf_counter at the end of every training step, and the peak memory after the first and last."""
+
+    def __init__(self, total: int):
+        self.total, self.times, self.stages = total, [], {}
+
+    def tick(self, logs=None) -> None:
+        if logs is not None:
+            float(logs["loss"])  # read the step's result, as cnnlab's listener bridge does
+        self.times.append(time.perf_counter())
+        if len(self.times) in (1, self.total):
+            self.stages["first_step" if len(self.times) == 1 else "training_steps"] = peak_gb()
+
+    def images_per_second(self, warmup: int) -> float:
+        """Full batches after the warm-up, over the time from the warm-up's end to the last step's."""
+        timed = len(self.times) - warmup
+        if warmup < 1 or timed < 1:
+            raise RuntimeError(f"need at least 1 warm-up and 1 timed step; got {len(self.times)} steps")
+        return round(timed * BATCH / (self.times[-1] - self.times[warmup - 1]), 3)
+
+    def step_seconds(self) -> list[float]:
+        """Seconds between consecutive step ends: step 2 onwards."""
+        return [round(b - a, 3) for a, b in zip(self.times, self.times[1:])]
 
 
-def _stamper(times: list[float]):
-    def stamp(batch, logs):
-        float(logs["loss"])  # read the step's result, as cnnlab's listener bridge does
-        times.append(time.perf_counter())
-    return stamp
-
-
-def fit_cnnlab(model: str, total_steps: int, times: list[float], stages: dict) -> None:
+def fit_cnnlab(model: str, clock: Clock) -> None:
     import cnnlab
-    stages["imports"] = peak_gb()
+    clock.stages["imports"] = peak_gb()
 
     class Stamp:  # a cnnlab Listener
         def on_batch(self, progress):
-            times.append(time.perf_counter())
+            clock.tick()
 
         def on_epoch(self, progress):
             pass
 
     config = cnnlab.TrainConfig(cnnlab.ModelConfig(MODELS[model][0]), epochs=1, batch_size=BATCH,
-                                steps_per_epoch=total_steps)
+                                steps_per_epoch=clock.total)
     cnnlab.train(config, listener=Stamp())
 
 

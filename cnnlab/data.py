@@ -65,6 +65,10 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def class_counts(self, split: str = "train") -> np.ndarray:
+        """Images per class in "train" or "test"."""
+        return np.bincount(getattr(self, f"y_{split}"), minlength=self.num_classes)
+
     def sample(self, fraction: float, seed: int = 0) -> "Dataset":
         """A random fraction of train and of test, drawn without replacement, as the lecture does."""
         fraction = check_fraction(fraction)
@@ -213,3 +217,54 @@ def _download(spec: DatasetSpec) -> Dataset:
             f"access use the bundled 10% sample (source 'bundled', the default) or an .npz file.") from None
     return Dataset(spec.name, "full", as_images(x_train), as_labels(y_train, len(x_train)),
                    as_images(x_test), as_labels(y_test, len(x_test)), spec.class_names)
+
+
+@dataclass(frozen=True)
+class PreprocessingStep:
+    step: str
+    shape: tuple[int, ...]
+    dtype: str
+    why: str
+
+    @property
+    def nbytes_whole_array(self) -> int:
+        """What the array takes if materialised for the whole split, as the lecture's code does."""
+        return int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
+
+
+def preprocessing_steps(model_config, n_images: int) -> list[PreprocessingStep]:
+    """The lecture's preprocessing for a model, step by step, with the array's shape after each.
+
+    The lecture applies these to the whole array up front; cnnlab's models do the image steps
+    in their own layers, per batch (see architectures.preprocessing).
+    """
+    from .architectures import get_architecture
+
+    config = model_config.resolved()
+    arch = get_architecture(config.arch)
+    h, w, c = config.raw_shape
+    size = config.input_size
+    grey = c == 1
+    shape = (n_images, h, w) if grey else (n_images, h, w, c)
+    steps = [PreprocessingStep("raw images", shape, "uint8", "pixels 0-255, as Keras's loader returns them")]
+    if (h, w) != (size, size):
+        if arch.fit == "pad" and size >= max(h, w):
+            how, why = "pad", f"zero border of {(size - h) // 2} px per side, so strokes near the edge reach C1's kernels"
+        else:
+            how, why = "resize", f"bilinear, {h}x{w} to {size}x{size}, the input size the network was designed for"
+        shape = (n_images, size, size) + (() if grey else (c,))
+        steps.append(PreprocessingStep(how, shape, "float32" if how == "resize" else "uint8", why))
+    if grey:
+        shape = shape + (1,)
+        steps.append(PreprocessingStep("add a channel", shape, steps[-1].dtype, "Conv2D wants (height, width, channels)"))
+    if arch.imagenet_inputs:
+        steps.append(PreprocessingStep("ImageNet caffe", shape, "float32", "RGB to BGR, minus the ImageNet mean pixel"))
+    else:
+        steps.append(PreprocessingStep("/255", shape, "float32", "pixels in [0, 1]: gentler gradients than 0-255"))
+    if arch.labels == "one-hot":
+        steps.append(PreprocessingStep("one-hot labels", (n_images, config.classes), "float32",
+                                       "categorical cross-entropy compares against a 0/1 vector"))
+    else:
+        steps.append(PreprocessingStep("integer labels", (n_images,), "int64",
+                                       "sparse categorical cross-entropy takes the class index directly"))
+    return steps

@@ -122,3 +122,26 @@ def load_image(path: str | Path, image_shape: tuple[int, int, int]) -> np.ndarra
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
         raise ValueError(f"{path.name} is not an image cnnlab can read; use a PNG or JPEG file ({error}).") from None
     return pixels.reshape(image_shape)
+
+
+@dataclass(frozen=True)
+class Collapse:
+    """The predictions piled onto one class, as the lecture's VGG19 run at learning rate 0.001 does."""
+
+    class_index: int
+    class_name: str
+    share: float      # fraction of test images predicted as that class
+
+
+def detect_collapse(predicted, class_names, threshold: float = 0.5) -> Collapse | None:
+    """A Collapse when one class takes at least `threshold` of all predictions, else None.
+
+    On the balanced 10-class test sets a healthy model gives each class about 10%.
+    """
+    predicted = np.asarray(predicted)
+    if predicted.size == 0:
+        return None
+    counts = np.bincount(predicted, minlength=len(class_names))
+    top = int(counts.argmax())
+    share = float(counts[top] / predicted.size)
+    return Collapse(top, class_names[top], share) if share >= threshold else None

@@ -10,6 +10,8 @@ on VGG19 (139 million parameters) redraws at once; for a built model it reads Ke
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from dataclasses import asdict, dataclass
 
@@ -56,6 +58,17 @@ class LayerTable:
     @property
     def total_activations(self) -> int:
         return sum(r.activations for r in self.rows)
+
+    def to_csv(self) -> str:
+        """One row per layer and a final 'total' row; shapes written as 28x28x6."""
+        out = io.StringIO()
+        writer = csv.DictWriter(out, COLUMNS)
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow(row.to_dict() | {"output_shape": "x".join(map(str, row.output_shape))})
+        writer.writerow({"name": "total", "params": self.total_params, "macs": self.total_macs,
+                         "activations": self.total_activations})
+        return out.getvalue()
 
     def to_dict(self) -> dict:
         return {"arch": self.arch, "input_shape": list(self.input_shape), "total_params": self.total_params,

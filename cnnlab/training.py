@@ -150,6 +150,7 @@ class Run:
     train_seconds: float = 0.0
     test_loss: float | None = None
     test_accuracy: float | None = None
+    test_predictions: np.ndarray | None = None  # predicted class of every test image, from the last evaluation
 
     @property
     def epochs_completed(self) -> int:
@@ -201,9 +202,7 @@ def train(config: TrainConfig, listener: Listener | None = None, stop: threading
     model.compile(optimizer=make_optimizer(config),
                   loss="categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    y_train, y_test = data.y_train, data.y_test
-    if one_hot:
-        y_train, y_test = (keras.utils.to_categorical(y, data.num_classes) for y in (y_train, y_test))
+    y_train = keras.utils.to_categorical(data.y_train, data.num_classes) if one_hot else data.y_train
 
     micro_batch = config.batch_size // config.accumulation_steps
     full_steps = math.ceil(len(data.x_train) / micro_batch)
@@ -212,17 +211,17 @@ def train(config: TrainConfig, listener: Listener | None = None, stop: threading
               {"name": data.name, "source": data.source, "image_shape": list(data.image_shape),
                "n_train": int(len(data.x_train)), "n_test": int(len(data.x_test))})
     bridge = _Bridge(run, listener, stop or threading.Event(), steps, micro_batch, len(data.x_train),
-                     (data.x_test, y_test))
+                     (data.x_test, data.y_test))
     start = time.perf_counter()
     model.fit(data.x_train, y_train, batch_size=micro_batch, epochs=config.epochs,
               steps_per_epoch=steps if steps < full_steps else None, shuffle=True, verbose=0, callbacks=[bridge])
     run.train_seconds = time.perf_counter() - start
     run.stopped = bridge.stopped
-    if run.history.epochs and not run.stopped:
-        last = run.history.epochs[-1]
-        run.test_loss, run.test_accuracy = last["val_loss"], last["val_accuracy"]
+    if bridge.last_evaluation is not None and not run.stopped:
+        run.test_loss, run.test_accuracy, run.test_predictions = bridge.last_evaluation
     elif evaluate_when_stopped:
-        run.test_loss, run.test_accuracy = _evaluate(model, data.x_test, y_test, config.batch_size)
+        run.test_loss, run.test_accuracy, run.test_predictions = evaluate_predictions(
+            model, data.x_test, data.y_test, micro_batch)
     return run
 
 
@@ -249,6 +248,7 @@ class _Bridge(keras.callbacks.Callback):
         self.epochs = run.config.epochs
         self.stopped = False
         self.seen = 0
+        self.last_evaluation = None
 
     def on_train_begin(self, logs=None):
         self.start = time.perf_counter()
@@ -271,7 +271,8 @@ class _Bridge(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.stopped:
             return  # a partial epoch is kept in the batch history, not counted as an epoch
-        val_loss, val_accuracy = _evaluate(self.model, *self.validation, self.micro_batch)
+        self.last_evaluation = evaluate_predictions(self.model, *self.validation, self.micro_batch)
+        val_loss, val_accuracy = self.last_evaluation[:2]
         progress = self._progress(self.steps, logs, val_loss, val_accuracy)
         self.run.history.epochs.append({"epoch": self.epoch, "loss": progress.loss, "accuracy": progress.accuracy,
                                         "val_loss": val_loss, "val_accuracy": val_accuracy,
@@ -287,12 +288,34 @@ class _Bridge(keras.callbacks.Callback):
                         float(logs["loss"]), float(logs["accuracy"]), val_loss, val_accuracy)
 
 
-def _evaluate(model, x, y, batch_size) -> tuple[float, float]:
-    loss, accuracy = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=False)
-    return float(loss), float(accuracy)
+def evaluate_predictions(model, x, y, batch_size) -> tuple[float, float, np.ndarray]:
+    """Loss, accuracy and predicted classes in one pass over raw images and integer labels.
+
+    The loss is Keras's: cross-entropy (probabilities clipped at 1e-7) plus the regularisation
+    penalties, so it equals `model.evaluate`; the predictions come free with it.
+    """
+    probabilities = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+    picked = np.clip(probabilities[np.arange(len(y)), y], 1e-7, 1 - 1e-7)
+    penalty = sum(float(keras.ops.convert_to_numpy(loss)) for loss in model.losses)
+    predicted = probabilities.argmax(axis=1)
+    return float(-np.log(picked).mean() + penalty), float((predicted == y).mean()), predicted
 
 
 def _whole(value, name: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
         raise ValueError(f"{name} must be a whole number from {low} to {high}. Received: {name}={value!r}")
     return int(value)
+
+
+def model_bytes(model: keras.Model) -> bytes:
+    """The model as the bytes of a .keras file, for a download."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        model.save(path)
+        return path.read_bytes()
+
+
+def history_json(run: Run) -> str:
+    return json.dumps({"config": run.config.to_dict(), "result": run.summary(), **run.history.to_dict()}, indent=1)

@@ -1,0 +1,85 @@
+"""Plotly figures for the app: training curves, class probabilities, shapes through the network.
+
+Figures only; the page decides where they go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .layer_table import LayerTable
+from .training import Progress
+
+PALETTE = ("#3b6ea5", "#d1495b", "#66a182", "#edae49", "#8d6a9f", "#00798c", "#6c757d")
+MAX_POINTS = 600  # per curve; a browser redrawing every second should not carry thousands
+
+
+def training_curves(series: Sequence[tuple[str, Sequence[Progress], Sequence[Progress]]]) -> go.Figure:
+    """Accuracy and loss against epochs: a line per run for training (running mean over the epoch,
+    after every batch) and markers for validation (after every epoch)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Accuracy", "Loss"), horizontal_spacing=0.1)
+    for i, (label, batches, epochs) in enumerate(series):
+        colour = PALETTE[i % len(PALETTE)]
+        batches = _thin(list(batches))
+        x = [p.epoch - 1 + p.step / p.steps for p in batches]
+        x_val = [float(p.epoch) for p in epochs]
+        for col, train_key, val_key in ((1, "accuracy", "val_accuracy"), (2, "loss", "val_loss")):
+            fig.add_trace(go.Scatter(x=x, y=[getattr(p, train_key) for p in batches], mode="lines",
+                                     name=f"{label} training", legendgroup=label, showlegend=col == 1,
+                                     line=dict(color=colour, width=2)), row=1, col=col)
+            fig.add_trace(go.Scatter(x=x_val, y=[getattr(p, val_key) for p in epochs], mode="lines+markers",
+                                     name=f"{label} validation", legendgroup=label, showlegend=col == 1,
+                                     line=dict(color=colour, dash="dot"), marker=dict(size=8)), row=1, col=col)
+    fig.update_xaxes(title_text="epoch", rangemode="tozero")
+    fig.update_yaxes(range=[0, 1.02], row=1, col=1)
+    fig.update_yaxes(rangemode="tozero", row=1, col=2)
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def class_probabilities(probabilities: np.ndarray, class_names: Sequence[str], true_class: int | None = None) -> go.Figure:
+    """A bar per class; the predicted class stands out, the true class is outlined."""
+    predicted = int(np.argmax(probabilities))
+    colours = [PALETTE[0] if i == predicted else "#b8c4d6" for i in range(len(class_names))]
+    widths = [3 if i == true_class else 0 for i in range(len(class_names))]
+    fig = go.Figure(go.Bar(x=list(class_names), y=list(map(float, probabilities)), marker_color=colours,
+                           marker_line=dict(color=PALETTE[2], width=widths),
+                           text=[f"{p:.1%}" for p in probabilities], textposition="outside"))
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), yaxis=dict(range=[0, 1.1], title="probability"),
+                      xaxis=dict(type="category", title="class"))
+    return fig
+
+
+def shapes_through_depth(table: LayerTable) -> go.Figure:
+    """Feature-map side (pixels) and channels after every layer that keeps a spatial map."""
+    rows = [r for r in table.rows if len(r.output_shape) == 3]
+    names = [r.name for r in rows]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Bar(x=names, y=[r.output_shape[-1] for r in rows], name="channels",
+                         marker_color="#b8c4d6"), secondary_y=True)
+    fig.add_trace(go.Scatter(x=names, y=[r.output_shape[0] for r in rows], name="side (pixels)",
+                             mode="lines+markers", line=dict(color=PALETTE[0], width=3)), secondary_y=False)
+    fig.update_yaxes(title_text="feature-map side (pixels)", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title_text="channels", rangemode="tozero", secondary_y=True, showgrid=False)
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.3),
+                      xaxis=dict(type="category", tickangle=-45))
+    return fig
+
+
+def class_distribution(counts: Sequence[int], class_names: Sequence[str]) -> go.Figure:
+    fig = go.Figure(go.Bar(x=list(class_names), y=list(map(int, counts)), marker_color=PALETTE[0],
+                           text=list(map(int, counts)), textposition="outside"))
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), xaxis=dict(type="category"),
+                      yaxis=dict(title="images"))
+    return fig
+
+
+def _thin(points: list) -> list:
+    if len(points) <= MAX_POINTS:
+        return points
+    keep = np.linspace(0, len(points) - 1, MAX_POINTS).round().astype(int)
+    return [points[i] for i in keep]

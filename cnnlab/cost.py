@@ -1,0 +1,77 @@
+"""What a training run will cost before it starts: peak memory and time per epoch on this machine.
+
+Memory: the loaded runtime, the weights with their gradients and optimizer slots, the activations
+a batch keeps for the backward pass, and the raw dataset. Time: the layer table's
+multiply-accumulates (a training step costs about three forward passes) at the speed this
+machine measured for a convolution, plus a fixed cost per step.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .layer_table import layer_table
+from .training import RECIPES, TrainConfig
+
+RUNTIME_BYTES = 600 * 2**20      # TensorFlow and Keras, loaded, before any model
+FLOAT = 4                        # bytes per float32
+BACKWARD_FACTOR = 3              # forward + gradient w.r.t. inputs + gradient w.r.t. weights
+ACTIVATION_COPIES = 2            # each activation is kept for backward, and its gradient is formed
+STEP_OVERHEAD_S = 0.004          # Keras's per-step bookkeeping on a CPU
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    peak_bytes: int
+    seconds_per_epoch: float
+    steps_per_epoch: int
+    breakdown: dict              # bytes by part: runtime, weights, activations, data
+
+    @property
+    def images_per_second(self) -> float:
+        return self.breakdown["images_per_epoch"] / self.seconds_per_epoch if self.seconds_per_epoch else 0.0
+
+
+def estimate_cost(config: TrainConfig, n_train: int, n_test: int = 0,
+                  macs_per_second: float | None = None) -> CostEstimate:
+    """Peak memory and seconds per epoch for a resolved or unresolved TrainConfig on n_train images."""
+    config = config.resolved()
+    table = layer_table(config.model)
+    micro = config.batch_size // config.accumulation_steps
+    slots = {"adam": 2, "sgd": 1}[RECIPES[config.recipe].optimizer]
+    weight_bytes = table.total_params * FLOAT * (2 + slots + (config.accumulation_steps > 1))
+    activation_bytes = micro * table.total_activations * FLOAT * ACTIVATION_COPIES
+    data_bytes = (n_train + n_test) * math.prod(table.input_shape)
+    peak = RUNTIME_BYTES + weight_bytes + activation_bytes + data_bytes
+
+    steps = math.ceil(n_train / micro)
+    if config.steps_per_epoch:
+        steps = min(steps, config.steps_per_epoch * config.accumulation_steps)
+    images = min(n_train, steps * micro)
+    speed = macs_per_second or measured_macs_per_second()
+    seconds = steps * STEP_OVERHEAD_S + (images * BACKWARD_FACTOR + n_test) * table.total_macs / speed
+    return CostEstimate(int(peak), seconds, steps,
+                        {"runtime": RUNTIME_BYTES, "weights": weight_bytes, "activations": activation_bytes,
+                         "data": data_bytes, "images_per_epoch": images})
+
+
+@functools.cache
+def measured_macs_per_second() -> float:
+    """This machine's speed on a typical convolution, measured once per process (about 0.2 s)."""
+    from keras import ops
+
+    rng = np.random.default_rng(0)
+    x = ops.convert_to_tensor(rng.random((8, 56, 56, 64), dtype=np.float32))
+    kernel = ops.convert_to_tensor(rng.random((3, 3, 64, 64), dtype=np.float32))
+    macs = 8 * 56 * 56 * 64 * 3 * 3 * 64
+    best = math.inf
+    for _ in range(4):
+        start = time.perf_counter()
+        ops.convert_to_numpy(ops.conv(x, kernel, padding="same"))
+        best = min(best, time.perf_counter() - start)
+    return macs / best

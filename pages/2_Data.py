@@ -1,0 +1,45 @@
+"""Data: the dataset, sample images per class, the lecture's preprocessing, the class balance."""
+
+import streamlit as st
+
+import cnnlab
+import ui
+from cnnlab.charts import class_distribution
+from cnnlab.data import preprocessing_steps
+
+st.set_page_config(page_title="Data · CNN Lab", page_icon="🖼️", layout="wide")
+st.title("Data")
+
+left, middle, right = st.columns(3)
+name = left.selectbox("Dataset", list(cnnlab.DATASETS), format_func=lambda n: cnnlab.DATASETS[n].title)
+archs = [a.name for a in cnnlab.ARCHITECTURES.values() if a.dataset == name]
+arch = middle.selectbox("Preprocess for", archs, format_func=lambda n: cnnlab.ARCHITECTURES[n].title)
+fraction = right.slider("Sample fraction", 0.05, 1.0, 1.0, 0.05,
+                        help="Drawn at random without replacement, like the lecture's 10% sample.")
+
+spec = cnnlab.DATASETS[name]
+data = ui.dataset(name).sample(fraction, seed=0)
+st.markdown(f"**Source:** the bundled 10% sample shipped with CNN Lab (works offline). "
+            f"**In this sample:** {len(data.x_train):,} training and {len(data.x_test):,} test images, "
+            f"{data.image_shape[0]}x{data.image_shape[1]} pixels, {data.image_shape[2]} channel(s).")
+st.caption(f"Credit: {spec.credit}")
+
+st.subheader("Examples of every class")
+per_class = st.slider("Images per class", 1, 10, 6)
+for index, class_name in enumerate(data.class_names):
+    picks = data.x_train[data.y_train == index][:per_class]
+    st.image([ui.upscaled(image, 3) for image in picks], caption=[f"{index}: {class_name}"] * len(picks))
+
+st.subheader("The lecture's preprocessing, step by step")
+steps = preprocessing_steps(cnnlab.ModelConfig(arch), len(data.x_train))
+st.dataframe([{"step": s.step, "array shape": str(s.shape), "dtype": s.dtype,
+               "whole array": ui.gigabytes(s.nbytes_whole_array), "why": s.why} for s in steps],
+             hide_index=True, width="stretch")
+st.caption("The lecture applies these to the whole array before training. CNN Lab's models do the image steps "
+           "in their own first layers, one batch at a time, so memory grows with the batch, not the dataset.")
+
+st.subheader("Class distribution of the sample")
+tabs = st.tabs(["training", "test"])
+for tab, split in zip(tabs, ("train", "test")):
+    tab.plotly_chart(class_distribution(data.class_counts(split), data.class_names), width="stretch",
+                     key=f"distribution-{split}")

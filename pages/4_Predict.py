@@ -1,0 +1,47 @@
+"""Predict: classify a random test image, as the lecture does, or one chosen by index."""
+
+import numpy as np
+import streamlit as st
+
+import cnnlab
+import ui
+from cnnlab.charts import class_probabilities
+
+st.set_page_config(page_title="Predict · CNN Lab", page_icon="🔍", layout="wide")
+st.title("Predict")
+
+trained = ui.finished_runs()
+if not trained:
+    active = ui.active_run()
+    if active is not None:
+        st.info(f"Run {ui.run_label(active)} is still training; its model appears here when it finishes.")
+        st.page_link("pages/3_Train.py", label="Watch it on the Train page", icon="📈")
+        st.stop()
+    st.info("There is no trained model in this browser session yet.")
+    quick = cnnlab.TrainConfig(cnnlab.ModelConfig("lenet5"), epochs=1, batch_size=32, learning_rate=3e-3, seed=1)
+    if st.button("Train a quick LeNet-5 (one epoch on 6,000 digits, a few seconds)", type="primary"):
+        ui.start_run(quick, label="quick LeNet-5")
+        st.switch_page("pages/3_Train.py")
+    st.stop()
+
+by_id = {run.id: run for run in reversed(trained)}
+choice = by_id[st.selectbox("Model", list(by_id), format_func=lambda i: ui.run_label(by_id[i]))]
+run = choice.run
+data = ui.dataset(choice.config.dataset)
+
+pick_col, index_col = st.columns([1, 2])
+state_key = f"predict-index-{choice.id}"
+if pick_col.button("Random test image", type="primary") or state_key not in st.session_state:
+    st.session_state[state_key] = cnnlab.random_test_image(data, np.random.default_rng())[0]
+index = index_col.number_input("Test image index", 0, len(data.x_test) - 1, key=state_key)
+
+image, label = data.x_test[index], int(data.y_test[index])
+probabilities = cnnlab.predict_proba(run.model, image)[0]
+predicted = int(probabilities.argmax())
+
+image_col, chart_col = st.columns([1, 2])
+image_col.image(ui.upscaled(image, 8), caption=f"test image {index}")
+verdict = "✅ right" if predicted == label else "❌ wrong"
+image_col.markdown(f"**True label:** {label} · {data.class_names[label]}  \n"
+                   f"**Predicted:** {predicted} · {data.class_names[predicted]} ({probabilities[predicted]:.1%}) {verdict}")
+chart_col.plotly_chart(class_probabilities(probabilities, data.class_names, label), width="stretch")

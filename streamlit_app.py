@@ -1,0 +1,37 @@
+"""CNN Lab home: what the lab is, the lineage of the networks, and where to start."""
+
+import streamlit as st
+
+import cnnlab
+
+st.set_page_config(page_title="CNN Lab", page_icon="🧠", layout="wide")
+
+
+@st.cache_data
+def lineage() -> list[dict]:
+    rows = []
+    for arch in cnnlab.ARCHITECTURES.values():
+        table = cnnlab.layer_table(arch.name)
+        rows.append({"network": arch.title, "year": arch.year, "weight layers": arch.depth,
+                     "parameters": f"{table.total_params:,}", "input": f"{arch.input_size}x{arch.input_size}",
+                     "dataset here": arch.dataset.upper(), "paper": arch.paper})
+    return rows
+
+
+st.title("CNN Lab")
+st.markdown(
+    "Re-create the lecture **주요 CNN 알고리즘 구현** (implementing major CNN algorithms): build LeNet-5, "
+    "AlexNet and VGG19 in Keras, train them on MNIST and CIFAR-10, watch them learn, and classify test images.")
+
+st.subheader("From LeNet to VGG")
+st.dataframe(lineage(), hide_index=True, width="stretch")
+st.caption("Parameters as built here with 10 output classes; the Keras VGG19 feature extractor has no classifier.")
+
+st.subheader("Where to start")
+left, middle, right, last = st.columns(4)
+left.page_link("pages/1_Architecture.py", label="**Architecture**: layers and shapes", icon="🧱")
+middle.page_link("pages/2_Data.py", label="**Data**: samples and preprocessing", icon="🖼️")
+right.page_link("pages/3_Train.py", label="**Train**: live curves", icon="📈")
+last.page_link("pages/4_Predict.py", label="**Predict**: classify a test image", icon="🔍")
+st.info("New here? Open **Train**, keep LeNet-5 and the lecture's recipe, and press Start: "
+        "one epoch on 6,000 digits takes a few seconds.")

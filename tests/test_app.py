@@ -1,0 +1,104 @@
+"""Every page under Streamlit's AppTest: choose options, press buttons, train, predict."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import cnnlab
+
+from tests.conftest import ROOT
+
+TIMEOUT = 60  # importing TensorFlow is slow
+
+
+def page(path: str) -> AppTest:
+    return AppTest.from_file(str(ROOT / path), default_timeout=TIMEOUT)
+
+
+def no_exceptions(at: AppTest) -> AppTest:
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def test_home_shows_the_lineage():
+    at = no_exceptions(page("streamlit_app.py").run())
+    table = at.dataframe[0].value
+    assert list(table["network"]) == ["LeNet-5", "AlexNet", "VGG19", "VGG19 (Keras Applications, no top)"]
+    assert "61,706" in list(table["parameters"])
+
+
+def test_architecture_page_table_follows_the_knobs():
+    at = no_exceptions(page("pages/1_Architecture.py").run())
+    assert at.metric[0].value == "61,706"
+    at.selectbox(key="lenet5-pooling").set_value("max").run()
+    assert "MaxPooling2D" in list(at.dataframe[0].value["type"])
+    at.selectbox[0].set_value("vgg19").run()
+    assert at.metric[0].value == "139,611,210"
+    at.number_input(key="size-vgg19").set_value(16).run()
+    assert not at.exception and at.warning and "at least 32" in at.warning[0].value
+
+
+def test_data_page_shows_samples_steps_and_balance():
+    at = no_exceptions(page("pages/2_Data.py").run())
+    steps = at.dataframe[0].value
+    assert list(steps["step"]) == ["raw images", "pad", "add a channel", "/255", "one-hot labels"]
+    assert list(steps["array shape"])[:3] == ["(6000, 28, 28)", "(6000, 32, 32)", "(6000, 32, 32, 1)"]
+    at.selectbox[0].set_value("cifar10").run()
+    assert "resize" in list(at.dataframe[0].value["step"])
+
+
+def wait_for_run(at: AppTest, seconds: float = 120) -> AppTest:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        runs = at.session_state["runs"] if "runs" in at.session_state else []
+        if runs and not runs[-1].active:
+            return at.run()
+        time.sleep(0.5)
+    raise AssertionError("the run did not finish in time")
+
+
+def test_train_lenet_for_an_epoch_then_predict():
+    at = no_exceptions(page("pages/3_Train.py").run())
+    assert at.metric[0].label == "Estimated time per epoch"
+    at.sidebar.number_input[0].set_value(1)        # epochs
+    at.sidebar.slider[0].set_value(0.25)           # sample fraction: 1,500 digits
+    at.sidebar.select_slider[0].set_value(32)
+    at.button[0].click().run()                      # Start
+    no_exceptions(wait_for_run(at))
+    run = at.session_state["runs"][-1]
+    assert run.status == "done" and len(run.epochs) == 1 and len(run.batches) == 47
+    assert any(m.label == "Test accuracy" for m in at.metric)
+    chart = [c for c in at.get("plotly_chart")]
+    assert chart, "the curves are drawn"
+
+    predict = page("pages/4_Predict.py")
+    predict.session_state["runs"] = at.session_state["runs"]
+    no_exceptions(predict.run())
+    assert "True label" in predict.markdown[0].value and "Predicted" in predict.markdown[0].value
+    predict.number_input[0].set_value(5).run()
+    label = int(cnnlab.load_dataset("mnist").y_test[5])
+    assert f"**True label:** {label} · {label}" in predict.markdown[0].value
+
+
+def test_stop_keeps_the_partial_run():
+    at = no_exceptions(page("pages/3_Train.py").run())
+    at.sidebar.number_input[0].set_value(5)
+    at.sidebar.select_slider[0].set_value(8)
+    at.button[0].click().run()
+    run = at.session_state["runs"][-1]
+    deadline = time.time() + 60
+    while not run.batches and time.time() < deadline:
+        time.sleep(0.2)
+    at.button[1].click().run()                      # Stop
+    no_exceptions(wait_for_run(at))
+    assert run.status == "stopped" and run.run is not None and run.batches
+    assert any("kept" in w.value for w in at.warning)
+
+
+def test_predict_without_a_model_offers_one_click():
+    at = no_exceptions(page("pages/4_Predict.py").run())
+    assert "no trained model" in at.info[0].value
+    assert "quick LeNet-5" in at.button[0].label

@@ -1,0 +1,69 @@
+"""What the pages share: server-wide resources and the learner's own runs in Session State.
+
+Read-only things (datasets, the training pool) are created once per server; anything a learner
+changes (models, runs) lives in that learner's session only.
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+import cnnlab
+from cnnlab.runner import FINISHED, BackgroundRun, PoolSettings, TrainingPool
+
+
+@st.cache_resource(show_spinner="Loading the dataset once for everyone...")
+def dataset(name: str) -> cnnlab.Dataset:
+    return cnnlab.load_dataset(name)
+
+
+@st.cache_resource
+def training_pool() -> TrainingPool:
+    return TrainingPool(PoolSettings(
+        max_concurrent=int(os.environ.get("CNNLAB_MAX_CONCURRENT_RUNS", "1")),
+        max_run_seconds=float(os.environ.get("CNNLAB_MAX_RUN_MINUTES", "30")) * 60))
+
+
+def runs() -> list[BackgroundRun]:
+    """This learner's runs, oldest first."""
+    return st.session_state.setdefault("runs", [])
+
+
+def active_run() -> BackgroundRun | None:
+    return next((run for run in reversed(runs()) if run.active), None)
+
+
+def finished_runs() -> list[BackgroundRun]:
+    return [run for run in runs() if run.status in FINISHED and run.run is not None]
+
+
+def start_run(config: cnnlab.TrainConfig, label: str = "") -> BackgroundRun:
+    config = config.resolved()
+    run = training_pool().submit(config, dataset(config.dataset), label)
+    runs().append(run)
+    return run
+
+
+def run_label(run: BackgroundRun) -> str:
+    c = run.config
+    return f"#{run.id} {c.model.arch} · {c.recipe} · lr {c.learning_rate:g} · {c.epochs} ep"
+
+
+def duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+def gigabytes(n: int) -> str:
+    return f"{n / 2**30:.2f} GB"
+
+
+def upscaled(image, scale: int = 6):
+    """A small dataset image enlarged with hard pixel edges, as a learner should see it."""
+    import numpy as np
+
+    picture = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+    return picture[..., 0] if picture.shape[-1] == 1 else picture
