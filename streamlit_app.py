@@ -3,8 +3,9 @@
 import streamlit as st
 
 import cnnlab
+import ui
 
-st.set_page_config(page_title="CNN Lab", page_icon="🧠", layout="wide")
+ui.page("Home")
 
 
 @st.cache_data

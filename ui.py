@@ -14,6 +14,26 @@ import cnnlab
 from cnnlab.runner import FINISHED, BackgroundRun, PoolSettings, TrainingPool
 
 
+PAGES = (("streamlit_app.py", "Home", "🏠"), ("pages/1_Architecture.py", "Architecture", "🧱"),
+         ("pages/2_Data.py", "Data", "🖼️"), ("pages/3_Train.py", "Train", "📈"), ("pages/4_Predict.py", "Predict", "🔍"))
+
+
+def page(title: str) -> None:
+    """Every page starts here: its browser title and icon, and the lab's navigation in the sidebar.
+
+    The pages/ folder gives each page its deep link (/Train, /Predict, ...); the navigation is
+    drawn here so that the home page is called Home rather than after its file.
+    """
+    path, _, icon = next(p for p in PAGES if p[1] == title)
+    st.set_page_config(page_title=f"{title} · CNN Lab" if title != "Home" else "CNN Lab", page_icon=icon,
+                       layout="wide")
+    with st.sidebar:
+        st.markdown("### 🧠 CNN Lab")
+        for target, label, symbol in PAGES:
+            st.page_link(target, label=label, icon=symbol)
+        st.divider()
+
+
 @st.cache_resource(show_spinner="Loading the dataset once for everyone...")
 def dataset(name: str) -> cnnlab.Dataset:
     return cnnlab.load_dataset(name)

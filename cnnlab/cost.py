@@ -22,7 +22,7 @@ RUNTIME_BYTES = 600 * 2**20      # TensorFlow and Keras, loaded, before any mode
 FLOAT = 4                        # bytes per float32
 BACKWARD_FACTOR = 3              # forward + gradient w.r.t. inputs + gradient w.r.t. weights
 ACTIVATION_COPIES = 2            # each activation is kept for backward, and its gradient is formed
-STEP_OVERHEAD_S = 0.004          # Keras's per-step bookkeeping on a CPU
+STEP_OVERHEAD_S = 0.05           # per step: Keras bookkeeping and small, poorly vectorised layers (LeNet measured)
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,10 @@
 import streamlit as st
 
 import cnnlab
+import ui
 from cnnlab.charts import shapes_through_depth
 
-st.set_page_config(page_title="Architecture · CNN Lab", page_icon="🧱", layout="wide")
+ui.page("Architecture")
 st.title("Architecture")
 
 names = list(cnnlab.ARCHITECTURES)
@@ -41,16 +42,18 @@ total.metric("Parameters", f"{table.total_params:,}")
 macs.metric("Multiply-accumulates per image", f"{table.total_macs:,}")
 acts.metric("Activations per image", f"{table.total_activations:,}")
 
-rows = [row.to_dict() | {"output_shape": " x ".join(map(str, row.output_shape))} for row in table.rows]
+rows = [row.to_dict() | {"output_shape": " x ".join(map(str, row.output_shape)),
+                         "receptive_field": str(row.receptive_field or ""), "effective_stride": str(row.effective_stride or "")}
+        for row in table.rows]
 rows.append({"name": "total", "type": "", "kind": "", "output_shape": "", "params": table.total_params,
              "macs": table.total_macs, "activations": table.total_activations,
-             "receptive_field": None, "effective_stride": None})
-st.dataframe(rows, hide_index=True, width="stretch", column_config={
+             "receptive_field": "", "effective_stride": ""})
+st.dataframe(rows, hide_index=True, width="stretch", height=35 * (len(rows) + 1) + 3, column_config={
     "params": st.column_config.NumberColumn("params", format="localized"),
     "macs": st.column_config.NumberColumn("MACs", format="localized"),
     "activations": st.column_config.NumberColumn("activations", format="localized"),
-    "receptive_field": st.column_config.NumberColumn("receptive field (px)"),
-    "effective_stride": st.column_config.NumberColumn("effective stride (px)"),
+    "receptive_field": st.column_config.TextColumn("receptive field (px)"),
+    "effective_stride": st.column_config.TextColumn("effective stride (px)"),
 })
 st.caption("kind 'preprocessing': the lecture's preprocessing, done inside the model on each batch. "
            "Receptive field and stride are in pixels of the network's input after preprocessing.")

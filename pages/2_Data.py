@@ -4,10 +4,10 @@ import streamlit as st
 
 import cnnlab
 import ui
-from cnnlab.charts import class_distribution
+from cnnlab.charts import class_distribution, sample_grid
 from cnnlab.data import preprocessing_steps
 
-st.set_page_config(page_title="Data · CNN Lab", page_icon="🖼️", layout="wide")
+ui.page("Data")
 st.title("Data")
 
 left, middle, right = st.columns(3)
@@ -25,10 +25,8 @@ st.markdown(f"**Source:** the bundled 10% sample shipped with CNN Lab (works off
 st.caption(f"Credit: {spec.credit}")
 
 st.subheader("Examples of every class")
-per_class = st.slider("Images per class", 1, 10, 6)
-for index, class_name in enumerate(data.class_names):
-    picks = data.x_train[data.y_train == index][:per_class]
-    st.image([ui.upscaled(image, 3) for image in picks], caption=[f"{index}: {class_name}"] * len(picks))
+per_class = st.slider("Images per class", 1, 12, 8)
+st.pyplot(sample_grid(data, per_class), width="content")
 
 st.subheader("The lecture's preprocessing, step by step")
 steps = preprocessing_steps(cnnlab.ModelConfig(arch), len(data.x_train))

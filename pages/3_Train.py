@@ -8,7 +8,7 @@ from cnnlab.charts import training_curves
 from cnnlab.cost import estimate_cost
 from cnnlab.runner import QUEUED
 
-st.set_page_config(page_title="Train · CNN Lab", page_icon="📈", layout="wide")
+ui.page("Train")
 st.title("Train")
 
 trainable = [a.name for a in cnnlab.ARCHITECTURES.values() if a.classifier]

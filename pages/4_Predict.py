@@ -7,7 +7,7 @@ import cnnlab
 import ui
 from cnnlab.charts import class_probabilities
 
-st.set_page_config(page_title="Predict · CNN Lab", page_icon="🔍", layout="wide")
+ui.page("Predict")
 st.title("Predict")
 
 trained = ui.finished_runs()
