@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import cnnlab
@@ -14,8 +14,15 @@ from tests.conftest import ROOT
 TIMEOUT = 60  # importing TensorFlow is slow
 
 
+st.set_option("client.showErrorDetails", "full")  # the app hides tracebacks from learners, not from tests
+
+
 def page(path: str) -> AppTest:
-    return AppTest.from_file(str(ROOT / path), default_timeout=TIMEOUT)
+    """The app, opened on one page as a learner following a deep link would."""
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
+    if path != "streamlit_app.py":
+        at.switch_page(path)
+    return at
 
 
 def no_exceptions(at: AppTest) -> AppTest:
