@@ -13,7 +13,7 @@ process's ru_maxrss and nothing carries over. Speed is timed from the end of the
 to the end of the last step (graph tracing and the end-of-epoch validation fall outside).
 Both sides train on the same data: cnnlab's bundled 10% samples (6,000 MNIST, 5,000 CIFAR-10 images).
 
-    PYTHONPATH=. python bench/train_memory_speed.py                  # full run, ~10 min on 2 cores
+    PYTHONPATH=. python bench/train_memory_speed.py                  # full run, about 8 min on 2 cores
     PYTHONPATH=. python bench/train_memory_speed.py --quick --only lenet
     PYTHONPATH=. python bench/train_memory_speed.py --only alexnet --steps 5
 
@@ -221,17 +221,21 @@ def main(argv=None) -> None:
         print(json.dumps(worker(*args.worker, args.warmup, args.steps)))
         return
     models = [args.only] if args.only else list(MODELS)
-    steps = {m: args.steps or (QUICK_STEPS if args.quick else STEPS)[m] for m in models}
+    steps = {m: args.steps if args.steps is not None else (QUICK_STEPS if args.quick else STEPS)[m] for m in models}
     for model in models:
         check_steps(model, args.warmup, steps[model])
     measurements = [measure(m, side, args.warmup, steps[m]) for m in models for side in SIDES]
     report = {"machine": machine(), "data": "cnnlab bundled samples, same images for both sides",
               "measurements": measurements, "ratios_cnnlab_over_lecture": ratios(measurements)}
-    out = args.out or RESULTS / ("train_memory_speed" + ".quick" * args.quick + f".{args.only}" * bool(args.only)
-                                 + ".json")
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(report, indent=1) + "\n")
+    out = Path(args.out or default_out(args.quick, args.only))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
     print(table(measurements, report["ratios_cnnlab_over_lecture"]) + f"\n\nwritten to {out}")
+
+
+def default_out(quick: bool, only: str | None) -> Path:
+    """The committed name for a full run; a quick or partial run gets a suffix (ignored by git)."""
+    return RESULTS / ("train_memory_speed" + ".quick" * quick + (f".{only}" if only else "") + ".json")
 
 
 def parse(argv):
