@@ -14,6 +14,28 @@ import cnnlab
 from cnnlab.runner import FINISHED, BackgroundRun, PoolSettings, TrainingPool
 
 
+def _keep_keras_state_between_reruns() -> None:
+    """Stop Streamlit from calling keras.backend.clear_session() after every script run.
+
+    Streamlit does that (script_runner._clean_problem_modules) to tidy up after apps that build
+    models in the script. Here models train on background threads while the page redraws every
+    second: each clear_session reset Keras's global state under a live run and forced a full
+    garbage collection, which slowed LeNet's training more than tenfold. Closing matplotlib's
+    figures, the other half of that clean-up, is kept.
+    """
+    from streamlit.runtime.scriptrunner import script_runner
+
+    def close_figures() -> None:
+        import sys
+
+        if "matplotlib.pyplot" in sys.modules:
+            sys.modules["matplotlib.pyplot"].close("all")
+
+    script_runner._clean_problem_modules = close_figures
+
+
+_keep_keras_state_between_reruns()
+
 PAGES = (("streamlit_app.py", "Home", "🏠"), ("pages/1_Architecture.py", "Architecture", "🧱"),
          ("pages/2_Data.py", "Data", "🖼️"), ("pages/3_Train.py", "Train", "📈"), ("pages/4_Predict.py", "Predict", "🔍"))
 

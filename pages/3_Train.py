@@ -75,6 +75,8 @@ def live():
                                      f" · {ui.duration(p.elapsed)} elapsed · about {ui.duration(p.eta)} left")
         st.plotly_chart(training_curves([(f"#{run.id}", run.batches, run.epochs)]), width="stretch",
                         key=f"live-{run.id}")
+        st.caption("Training: the running mean over the current epoch, after every batch (it restarts at each "
+                   "epoch). Validation: the test sample, after every epoch.")
     else:
         st.progress(0.0, text=f"{ui.run_label(run)} · building the model and preparing the first batch...")
     if not run.active and st.session_state.get("drawn_finished") != run.id:
