@@ -71,8 +71,9 @@ def live():
                 else "Starting...")
     elif run.progress is not None:
         p = run.progress
+        eta = f"about {ui.duration(p.eta)} left" if len(run.batches) >= 3 else "estimating the time left"
         st.progress(p.fraction, text=f"{ui.run_label(run)} · epoch {p.epoch}/{p.epochs} · batch {p.step}/{p.steps}"
-                                     f" · {ui.duration(p.elapsed)} elapsed · about {ui.duration(p.eta)} left")
+                                     f" · {ui.duration(p.elapsed)} elapsed · {eta}")
         st.plotly_chart(training_curves([(f"#{run.id}", run.batches, run.epochs)]), width="stretch",
                         key=f"live-{run.id}")
         st.caption("Training: the running mean over the current epoch, after every batch (it restarts at each "
@@ -93,10 +94,11 @@ if last is not None and not last.active:
     elif last.run is not None:
         result = last.run
         if last.status == "stopped":
-            st.warning(f"Run #{last.id} {last.stop_reason or 'stopped'} after {len(last.batches)} batches; "
-                       "its model and curves are kept.")
+            batches = len(last.batches)
+            st.warning(f"Run #{last.id} {last.stop_reason or 'stopped'} after {batches} batch"
+                       f"{'' if batches == 1 else 'es'}; its model and curves are kept.")
         st.metric("Test accuracy", f"{result.test_accuracy:.2%}" if result.test_accuracy is not None else "-")
-        if last.collapse is not None:
+        if last.collapse is not None and result.epochs_completed:  # a run stopped early has not converged anywhere
             st.error(f"The predictions have collapsed: {last.collapse.share:.0%} of the test images are called "
                      f"'{last.collapse.class_name}'. The network learnt to guess one class, as the lecture's VGG19 "
                      "did with Adam at 0.001. Try the **stable** recipe (Adam at 0.0001).")

@@ -1,0 +1,176 @@
+"""The app in a real browser: Debian's Chromium driven by Playwright against `streamlit run`.
+
+Every page opens from a deep link on a fresh server; LeNet trains with a growing curve; Stop
+keeps the partial run; a learner can leave the Train page and come back; a random test image
+is classified. Screenshots of every page land in tests/artifacts/ (ignored by git).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from cnnlab import load_dataset
+from tests.conftest import ROOT
+
+CHROMIUM = Path(os.environ.get("CNNLAB_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = ROOT / "tests" / "artifacts"
+PAGES = {"": "CNN Lab", "Architecture": "Architecture", "Data": "Data", "Train": "Train", "Predict": "Predict"}
+
+playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (requirements-dev.txt)")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A fresh `streamlit run` on a free loopback port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("streamlit did not start within 60 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A new browser session: its own Streamlit session, as a new learner."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    yield context.new_page()
+    context.close()
+
+
+def settle(page, timeout: float = 90) -> None:
+    """Wait until the app has drawn and is no longer running the script."""
+    page.wait_for_selector("[data-testid='stApp']", timeout=timeout * 1000)
+    page.wait_for_selector("h1", timeout=timeout * 1000)
+    deadline = time.time() + timeout
+    time.sleep(0.5)
+    while time.time() < deadline and (page.locator("[data-testid='stStatusWidget']").count()
+                                      or page.locator("[data-stale='true']").count()):
+        time.sleep(0.3)
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def progress_text(page) -> str:
+    texts = page.locator("[data-testid='stProgress']").all_inner_texts()
+    return texts[0] if texts else ""
+
+
+def curve_points(page) -> int:
+    """Points on the first training line of the live chart (0 before it is drawn)."""
+    return page.evaluate("() => { const g = document.querySelector('.js-plotly-plot');"
+                         " return g && g.data ? g.data[0].x.length : 0; }")
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.4)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_opens_from_a_deep_link(server, page, path):
+    page.goto(f"{server}/{path}")
+    settle(page)
+    assert page.locator("h1").first.inner_text() == PAGES[path]
+    assert page.locator("[data-testid='stException']").count() == 0
+    shot(page, path or "Home")
+
+
+def test_train_watch_the_curve_grow_then_predict(server, page):
+    page.goto(f"{server}/Train")
+    settle(page)
+    page.get_by_role("button", name="Start").click()
+    first = wait_for(lambda: curve_points(page), 90, "the first points of the curve")
+    grown = wait_for(lambda: curve_points(page) > first + 5 and curve_points(page), 60, "the curve to grow")
+    assert grown > first
+    wait_for(lambda: "epoch 1/3" not in progress_text(page) and "epoch 2/3" in progress_text(page), 90,
+             "the second epoch")
+    shot(page, "Train-live")
+    wait_for(lambda: page.get_by_text("Test accuracy").count(), 120, "the end of the run")
+    shot(page, "Train-done")
+    assert page.get_by_role("button", name="Model (.keras)").count() == 1
+
+    page.get_by_role("link", name="Predict").click()
+    settle(page)
+    page.get_by_role("button", name="Random test image").click()
+    settle(page)
+    assert page.get_by_text("True label").count() and page.get_by_text("Predicted").count()
+    index = int(page.get_by_label("Test image index").input_value())
+    assert page.get_by_text(f"test image {index}").count() == 1
+    label = int(load_dataset("mnist").y_test[index])
+    assert page.get_by_text(f"True label: {label} · {label}").count() == 1
+    assert page.locator(".js-plotly-plot").count() == 1  # the probabilities over all classes
+    shot(page, "Predict-result")
+
+
+def test_stop_mid_run_keeps_the_partial_run(server, page):
+    page.goto(f"{server}/Train")
+    settle(page)
+    page.get_by_role("button", name="Start").click()
+    wait_for(lambda: "batch" in progress_text(page), 90, "the first batch")
+    page.get_by_role("button", name="Stop").click()
+    message = wait_for(lambda: page.get_by_text("its model and curves are kept").all_inner_texts(), 60,
+                       "the stopped run's message")
+    assert "stopped by the learner" in message[0]
+    assert curve_points(page) > 0
+    assert page.get_by_role("button", name="Start").is_enabled()
+    shot(page, "Train-stopped")
+
+
+def test_leave_the_train_page_and_come_back(server, page):
+    page.goto(f"{server}/Train")
+    settle(page)
+    page.get_by_role("button", name="Start").click()
+    wait_for(lambda: curve_points(page), 90, "the curve")
+    page.get_by_role("link", name="Architecture").click()
+    settle(page)
+    time.sleep(3)
+    page.get_by_role("link", name="Train").click()
+    wait_for(lambda: curve_points(page), 30, "the curve after coming back")
+    wait_for(lambda: page.get_by_text("Test accuracy").count(), 150, "the run to finish after coming back")
