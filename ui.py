@@ -57,8 +57,12 @@ def page(title: str) -> None:
 
 
 @st.cache_resource(show_spinner="Loading the dataset once for everyone...")
-def dataset(name: str) -> cnnlab.Dataset:
-    return cnnlab.load_dataset(name)
+def dataset(name: str, source: str = "bundled") -> cnnlab.Dataset:
+    """Shared by every session, so its arrays are made read-only: no page can change them for others."""
+    data = cnnlab.load_dataset(name, source)
+    for array in (data.x_train, data.y_train, data.x_test, data.y_test):
+        array.setflags(write=False)
+    return data
 
 
 @st.cache_resource
@@ -86,6 +90,11 @@ def start_run(config: cnnlab.TrainConfig, label: str = "") -> BackgroundRun:
     run = training_pool().submit(config, dataset(config.dataset), label)
     runs().append(run)
     return run
+
+
+def class_label(names, index: int) -> str:
+    """'7' for MNIST's digits, '3 · cat' for CIFAR-10."""
+    return names[index] if names[index] == str(index) else f"{index} · {names[index]}"
 
 
 def run_label(run: BackgroundRun) -> str:

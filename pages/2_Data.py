@@ -10,16 +10,24 @@ from cnnlab.data import preprocessing_steps
 ui.page("Data")
 st.title("Data")
 
-left, middle, right = st.columns(3)
-name = left.selectbox("Dataset", list(cnnlab.DATASETS), format_func=lambda n: cnnlab.DATASETS[n].title)
+SOURCES = {"bundled": "the bundled 10% sample shipped with CNN Lab (works offline)",
+           "full": "the full dataset, downloaded once by Keras (needs the network)"}
+
+name_col, source_col, arch_col, fraction_col = st.columns(4)
+name = name_col.selectbox("Dataset", list(cnnlab.DATASETS), format_func=lambda n: cnnlab.DATASETS[n].title)
+source = source_col.selectbox("Source", list(SOURCES))
 archs = [a.name for a in cnnlab.ARCHITECTURES.values() if a.dataset == name]
-arch = middle.selectbox("Preprocess for", archs, format_func=lambda n: cnnlab.ARCHITECTURES[n].title)
-fraction = right.slider("Sample fraction", 0.05, 1.0, 1.0, 0.05,
-                        help="Drawn at random without replacement, like the lecture's 10% sample.")
+arch = arch_col.selectbox("Preprocess for", archs, format_func=lambda n: cnnlab.ARCHITECTURES[n].title)
+fraction = fraction_col.slider("Sample fraction", 0.05, 1.0, 1.0, 0.05,
+                               help="Drawn at random without replacement, like the lecture's 10% sample.")
 
 spec = cnnlab.DATASETS[name]
-data = ui.dataset(name).sample(fraction, seed=0)
-st.markdown(f"**Source:** the bundled 10% sample shipped with CNN Lab (works offline). "
+try:
+    data = ui.dataset(name, source).sample(fraction, seed=0)
+except ValueError as problem:
+    st.warning(str(problem))
+    st.stop()
+st.markdown(f"**Source:** {SOURCES[source]}. "
             f"**In this sample:** {len(data.x_train):,} training and {len(data.x_test):,} test images, "
             f"{data.image_shape[0]}x{data.image_shape[1]} pixels, {data.image_shape[2]} channel(s).")
 st.caption(f"Credit: {spec.credit}")

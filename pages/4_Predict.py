@@ -42,6 +42,6 @@ predicted = int(probabilities.argmax())
 image_col, chart_col = st.columns([1, 2])
 image_col.image(ui.upscaled(image, 8), caption=f"test image {index}")
 verdict = "✅ right" if predicted == label else "❌ wrong"
-image_col.markdown(f"**True label:** {label} · {data.class_names[label]}  \n"
-                   f"**Predicted:** {predicted} · {data.class_names[predicted]} ({probabilities[predicted]:.1%}) {verdict}")
+image_col.markdown(f"**True label:** {ui.class_label(data.class_names, label)}  \n"
+                   f"**Predicted:** {ui.class_label(data.class_names, predicted)} ({probabilities[predicted]:.1%}) {verdict}")
 chart_col.plotly_chart(class_probabilities(probabilities, data.class_names, label), width="stretch")
