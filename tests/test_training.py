@@ -131,3 +131,17 @@ def test_save_run_writes_model_history_and_record(learned, tmp_path):
     history = json.loads((tmp_path / "history.json").read_text())
     assert len(history["epochs"]) == 1 and history["batches"][0]["step"] == 1
     assert run.history.to_csv().splitlines()[0] == "epoch,loss,accuracy,val_loss,val_accuracy,seconds"
+
+
+def test_validation_loss_is_keras_loss_with_the_weight_penalty():
+    from cnnlab import load_dataset
+    from cnnlab.training import evaluate_predictions
+
+    run = train(TrainConfig(ModelConfig("vgg19", input_size=32, width=0.0625), sample=0.05, epochs=1,
+                            batch_size=32, recipe="stable"))
+    data = load_dataset("cifar10").sample(0.05)
+    keras_loss, keras_accuracy = run.model.evaluate(data.x_test, data.y_test, verbose=0)
+    loss, accuracy, predicted = evaluate_predictions(run.model, data.x_test, data.y_test, 32)
+    assert loss == pytest.approx(keras_loss, rel=1e-4) and accuracy == pytest.approx(keras_accuracy)
+    assert run.test_predictions.shape == (len(data.x_test),)
+    np.testing.assert_array_equal(run.test_predictions, predicted)
