@@ -85,10 +85,17 @@ def finished_runs() -> list[BackgroundRun]:
     return [run for run in runs() if run.status in FINISHED and run.run is not None]
 
 
+KEPT_RUNS = 5  # per session: every run holds its model in the server's memory
+
+
 def start_run(config: cnnlab.TrainConfig, label: str = "") -> BackgroundRun:
+    """Queue a run for this learner; beyond KEPT_RUNS, the oldest finished run is let go."""
     config = config.resolved()
     run = training_pool().submit(config, dataset(config.dataset), label)
-    runs().append(run)
+    history = runs()
+    history.append(run)
+    while len(history) > KEPT_RUNS and not history[0].active:
+        history.pop(0)
     return run
 
 

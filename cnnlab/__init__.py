@@ -15,8 +15,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from .architectures import ARCHITECTURES, Architecture, Knob, ModelConfig, build_model, get_architecture
 from .data import DATASETS, Dataset, DatasetSpec, load_dataset, load_npz
-from .inference import (TrainedModel, evaluate, evaluate_file, load_image, load_trained, predict_proba,
-                        random_test_image, top_k)
+from .images import normalise_digit, read_image
+from .inference import (Evaluation, TrainedModel, detect_collapse, evaluate_file, evaluate_model, load_trained,
+                        predict_proba, random_test_image, top_k)
 from .layer_table import LayerRow, LayerTable, layer_table
 from .training import (RECIPES, History, Listener, Progress, Recipe, Run, TrainConfig, get_recipe, save_run,
                        train)
@@ -24,7 +25,8 @@ from .training import (RECIPES, History, Listener, Progress, Recipe, Run, TrainC
 __all__ = [
     "ARCHITECTURES", "Architecture", "Knob", "ModelConfig", "build_model", "get_architecture",
     "DATASETS", "Dataset", "DatasetSpec", "load_dataset", "load_npz",
-    "TrainedModel", "evaluate", "evaluate_file", "load_image", "load_trained", "predict_proba",
+    "normalise_digit", "read_image",
+    "Evaluation", "TrainedModel", "detect_collapse", "evaluate_file", "evaluate_model", "load_trained", "predict_proba",
     "random_test_image", "top_k",
     "LayerRow", "LayerTable", "layer_table",
     "RECIPES", "History", "Listener", "Progress", "Recipe", "Run", "TrainConfig", "get_recipe", "save_run", "train",

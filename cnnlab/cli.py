@@ -179,12 +179,13 @@ def _evaluate(args) -> int:
 
 
 def _predict(args) -> int:
-    from .inference import load_image, load_trained, predict_proba, top_k
+    from .images import read_image
+    from .inference import load_trained, predict_proba, top_k
 
     if args.top < 1:
         raise ValueError(f"--top must be at least 1. Received: --top {args.top}")
     trained = load_trained(args.model)
-    images = [load_image(path, trained.image_shape) for path in args.images]
+    images = [read_image(path, trained.image_shape) for path in args.images]
     tops = top_k(predict_proba(trained.model, images), trained.class_names, args.top)
     print(json.dumps({"predictions": [{"image": path, "top": top} for path, top in zip(args.images, tops)]}))
     return 0

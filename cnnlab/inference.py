@@ -91,37 +91,12 @@ def random_test_image(data: Dataset, rng: np.random.Generator | int | None = Non
     return index, data.x_test[index], int(data.y_test[index])
 
 
-def evaluate(model: keras.Model, x, y, batch_size: int = 128) -> dict:
-    """Accuracy of a model on raw images and integer labels, with the predictions."""
-    x = as_images(x, "images")
-    y = as_labels(y, len(x))
-    predicted = predict_proba(model, x, batch_size).argmax(axis=1)
-    return {"accuracy": float((predicted == y).mean()), "n": int(len(y)), "predicted": predicted}
-
-
 def evaluate_file(trained: TrainedModel, path: str | Path) -> dict:
     """Evaluate on an .npz with x/y or x_test/y_test (grayscale with or without the channel axis)."""
     arrays = read_npz(path, [("x", "y"), ("x_test", "y_test")])
     x_key = "x" if "x" in arrays else "x_test"
-    result = evaluate(trained.model, arrays[x_key], arrays[x_key.replace("x", "y")])
-    return {"accuracy": result["accuracy"], "n": result["n"]}
-
-
-def load_image(path: str | Path, image_shape: tuple[int, int, int]) -> np.ndarray:
-    """A PNG or JPEG file as a raw image of the model's shape: grayscale or RGB, resized, uint8."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No such image file: {path}")
-    try:
-        with Image.open(path) as image:
-            image = image.convert("L" if image_shape[-1] == 1 else "RGB")
-            image = image.resize((image_shape[1], image_shape[0]), Image.BILINEAR)
-            pixels = np.asarray(image, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
-        raise ValueError(f"{path.name} is not an image cnnlab can read; use a PNG or JPEG file ({error}).") from None
-    return pixels.reshape(image_shape)
+    result = evaluate_model(trained.model, arrays[x_key], arrays[x_key.replace("x", "y")], trained.class_names)
+    return {"accuracy": result.accuracy, "n": int(len(result.labels))}
 
 
 @dataclass(frozen=True)
@@ -145,3 +120,51 @@ def detect_collapse(predicted, class_names, threshold: float = 0.5) -> Collapse 
     top = int(counts.argmax())
     share = float(counts[top] / predicted.size)
     return Collapse(top, class_names[top], share) if share >= threshold else None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A model on a test set: what it predicted for every image, and the tallies a learner reads."""
+
+    labels: np.ndarray           # (N,) true classes
+    probabilities: np.ndarray    # (N, classes)
+    class_names: tuple[str, ...]
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.predicted == self.labels).mean())
+
+    @property
+    def confusion(self) -> np.ndarray:
+        """(classes, classes) counts: row = true class, column = predicted class."""
+        n = len(self.class_names)
+        return np.bincount(self.labels * n + self.predicted, minlength=n * n).reshape(n, n)
+
+    @property
+    def per_class_accuracy(self) -> np.ndarray:
+        """Recall of each class; NaN for a class with no test images."""
+        confusion = self.confusion
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.diag(confusion) / confusion.sum(axis=1)
+
+    def cell(self, true_class: int, predicted_class: int) -> np.ndarray:
+        """Indices of the test images of `true_class` that the model called `predicted_class`."""
+        return np.flatnonzero((self.labels == true_class) & (self.predicted == predicted_class))
+
+    def worst_confusion(self) -> tuple[int, int] | None:
+        """The off-diagonal cell with the most images, or None when there are no mistakes."""
+        off = self.confusion.copy()
+        np.fill_diagonal(off, 0)
+        if off.max() == 0:
+            return None
+        true_class, predicted_class = np.unravel_index(off.argmax(), off.shape)
+        return int(true_class), int(predicted_class)
+
+
+def evaluate_model(model: keras.Model, x, y, class_names, batch_size: int = 128) -> Evaluation:
+    x = as_images(x, "images")
+    return Evaluation(as_labels(y, len(x)), predict_proba(model, x, batch_size), tuple(class_names))

@@ -114,6 +114,7 @@ if last is not None and not last.active:
 done = [run for run in ui.runs() if not run.active and run.batches]
 if len(done) > 1:
     st.subheader("Compare runs")
+    st.caption(f"The last {ui.KEPT_RUNS} runs of this browser session are kept.")
     by_id = {run.id: run for run in done}
     chosen = [by_id[i] for i in st.multiselect("Overlay", list(by_id), default=list(by_id)[-2:],
                                                format_func=lambda i: ui.run_label(by_id[i]))]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab import build_model, load_dataset, load_image, load_trained, predict_proba, random_test_image, top_k
+from cnnlab import build_model, load_dataset, read_image, load_trained, predict_proba, random_test_image, top_k
 
 
 @pytest.fixture(scope="module")
@@ -53,22 +53,22 @@ def test_random_test_image_is_reproducible():
 def test_image_files_become_raw_dataset_images(tmp_path):
     photo = tmp_path / "photo.jpg"
     Image.new("RGB", (300, 200), (255, 0, 0)).save(photo)
-    as_mnist = load_image(photo, (28, 28, 1))
-    as_cifar = load_image(photo, (32, 32, 3))
+    as_mnist = read_image(photo, (28, 28, 1))
+    as_cifar = read_image(photo, (32, 32, 3))
     assert as_mnist.shape == (28, 28, 1) and as_mnist.dtype == np.uint8
     assert as_cifar.shape == (32, 32, 3) and as_cifar[..., 0].min() > 240 and as_cifar[..., 1:].max() < 15
     rgba = tmp_path / "digit.png"
     Image.new("RGBA", (28, 28), (0, 0, 0, 0)).save(rgba)
-    assert load_image(rgba, (28, 28, 1)).max() == 0
+    assert read_image(rgba, (28, 28, 1)).min() == 255  # transparency is white paper
 
 
 def test_files_that_are_not_images(tmp_path):
     fake = tmp_path / "fake.png"
     fake.write_text("hello")
     with pytest.raises(ValueError, match="PNG or JPEG"):
-        load_image(fake, (28, 28, 1))
+        read_image(fake, (28, 28, 1))
     with pytest.raises(FileNotFoundError):
-        load_image(tmp_path / "absent.png", (28, 28, 1))
+        read_image(tmp_path / "absent.png", (28, 28, 1))
 
 
 def test_trained_model_loads_with_its_class_names(lenet_run_dir):

@@ -1,0 +1,116 @@
+"""A learner's own pictures: files or drawings, turned into exactly what the network receives.
+
+MNIST digits are white on black, fitted into a 20x20 box and placed so that their centre of mass
+is at the centre of the 28x28 image (LeCun et al.). A digit drawn or photographed any other way
+is normalised the same way, or the network sees something it was never trained on.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+MAX_PIXELS = 40_000_000          # larger images are refused before they are decoded
+MAX_BYTES = 10 * 2**20           # the app's upload limit too (.streamlit/config.toml)
+FORMATS = ("PNG", "JPEG")
+
+
+def read_image(source: str | Path | bytes, image_shape: tuple[int, int, int], digit: bool = False) -> np.ndarray:
+    """A PNG or JPEG (path or bytes, any size or mode) as a raw image of `image_shape`, uint8.
+
+    Grayscale models get luminance, colour models RGB (transparency becomes white paper). With
+    `digit`, a grayscale image is normalised as MNIST's digits were (see normalise_digit).
+    """
+    from PIL import Image
+
+    pixels = _decode(source)
+    if image_shape[-1] == 1:
+        grey = np.asarray(_flatten_alpha(pixels).convert("L"), dtype=np.uint8)
+        if digit:
+            return normalise_digit(grey, image_shape[:2])[..., None]
+        return np.asarray(Image.fromarray(grey).resize(image_shape[1::-1], Image.BILINEAR))[..., None]
+    rgb = _flatten_alpha(pixels).convert("RGB").resize(image_shape[1::-1], Image.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def normalise_digit(grey: np.ndarray, size: tuple[int, int] = (28, 28), box: int = 20) -> np.ndarray:
+    """A digit as MNIST has it: white on black, fitted in a box x box square keeping its aspect
+    ratio, its centre of mass at the centre of a `size` image.
+
+    Dark ink on light paper is inverted first (the border tells which is the background).
+    Raises ValueError for an image with no ink at all.
+    """
+    from PIL import Image
+
+    grey = np.asarray(grey, dtype=np.float64)
+    if grey.ndim != 2 or min(grey.shape) < 1:
+        raise ValueError(f"A digit is a 2-D grayscale image. Received shape {grey.shape}.")
+    background = np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))
+    if background > 127:
+        grey, background = 255 - grey, 255 - background
+    grey = np.clip(grey - background, 0, 255)
+    if grey.max() < 30:
+        raise ValueError("The image is empty: there is no digit to read. Draw or upload a digit first.")
+    rows, cols = np.nonzero(grey > 0.1 * grey.max())
+    crop = grey[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1]
+    scale = box / max(crop.shape)
+    fitted_size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    fitted = np.asarray(Image.fromarray((crop * 255 / crop.max()).astype(np.uint8)).resize(fitted_size, Image.LANCZOS),
+                        dtype=np.float64)
+    canvas = np.zeros(size, dtype=np.float64)
+    top, left = (size[0] - fitted.shape[0]) // 2, (size[1] - fitted.shape[1]) // 2
+    canvas[top: top + fitted.shape[0], left: left + fitted.shape[1]] = fitted
+    return _centre_of_mass_shift(canvas)
+
+
+def _centre_of_mass_shift(canvas: np.ndarray) -> np.ndarray:
+    total = canvas.sum()
+    ys, xs = np.indices(canvas.shape)
+    cy, cx = (ys * canvas).sum() / total, (xs * canvas).sum() / total
+    dy, dx = int(round((canvas.shape[0] - 1) / 2 - cy)), int(round((canvas.shape[1] - 1) / 2 - cx))
+    shifted = np.zeros_like(canvas)
+    src = canvas[max(0, -dy): canvas.shape[0] - max(0, dy), max(0, -dx): canvas.shape[1] - max(0, dx)]
+    shifted[max(0, dy): max(0, dy) + src.shape[0], max(0, dx): max(0, dx) + src.shape[1]] = src
+    return np.clip(shifted, 0, 255).astype(np.uint8)
+
+
+def _decode(source):
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(source, (bytes, bytearray)):
+        data, name = bytes(source), "the upload"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"No such image file: {path}")
+        data, name = path.read_bytes(), path.name
+    if len(data) > MAX_BYTES:
+        raise ValueError(f"{name} is {len(data) / 2**20:.1f} MB; images up to {MAX_BYTES // 2**20} MB are accepted.")
+    if not data:
+        raise ValueError(f"{name} is empty.")
+    try:
+        image = Image.open(io.BytesIO(data))
+        if image.format not in FORMATS:
+            raise ValueError(f"{name} is a {image.format} image; use a PNG or JPEG file.")
+        if image.width * image.height > MAX_PIXELS:
+            raise ValueError(f"{name} is {image.width}x{image.height} pixels, too large to process here; "
+                             f"use an image under {MAX_PIXELS // 1_000_000} megapixels.")
+        image.load()
+    except ValueError:
+        raise
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as error:
+        raise ValueError(f"{name} is not an image CNN Lab can read; use a PNG or JPEG file ({error}).") from None
+    return image
+
+
+def _flatten_alpha(image):
+    """Transparent pixels become white paper, as a drawing on a page would be."""
+    from PIL import Image
+
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(paper, rgba)
+    return image
