@@ -6,6 +6,7 @@ changes (models, runs) lives in that learner's session only.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import streamlit as st
@@ -37,7 +38,9 @@ def _keep_keras_state_between_reruns() -> None:
 _keep_keras_state_between_reruns()
 
 PAGES = (("streamlit_app.py", "Home", "🏠"), ("pages/1_Architecture.py", "Architecture", "🧱"),
-         ("pages/2_Data.py", "Data", "🖼️"), ("pages/3_Train.py", "Train", "📈"), ("pages/4_Predict.py", "Predict", "🔍"))
+         ("pages/2_Data.py", "Data", "🖼️"), ("pages/3_Train.py", "Train", "📈"), ("pages/4_Predict.py", "Predict", "🔍"),
+         ("pages/5_Evaluate.py", "Evaluate", "🧮"), ("pages/6_Inside.py", "Inside", "🔬"),
+         ("pages/7_Your_image.py", "Your image", "✏️"))
 
 
 def page(title: str) -> None:
@@ -97,6 +100,86 @@ def start_run(config: cnnlab.TrainConfig, label: str = "") -> BackgroundRun:
     while len(history) > KEPT_RUNS and not history[0].active:
         history.pop(0)
     return run
+
+
+def choose_trained_run() -> BackgroundRun:
+    """The learner picks one of this session's trained models; without one, the page explains how
+    to get one in one click and stops there."""
+    trained = finished_runs()
+    if not trained:
+        active = active_run()
+        if active is not None:
+            st.info(f"Run {run_label(active)} is still training; its model appears here when it finishes.")
+            st.page_link("pages/3_Train.py", label="Watch it on the Train page", icon="📈")
+            st.stop()
+        st.info("There is no trained model in this browser session yet.")
+        quick = cnnlab.TrainConfig(cnnlab.ModelConfig("lenet5"), epochs=1, batch_size=32, learning_rate=3e-3, seed=1)
+        if st.button("Train a quick LeNet-5 (one epoch on 6,000 digits, a few seconds)", type="primary"):
+            start_run(quick, label="quick LeNet-5")
+            st.switch_page("pages/3_Train.py")
+        st.stop()
+    by_id = {run.id: run for run in reversed(trained)}
+    return by_id[st.selectbox("Model", list(by_id), format_func=lambda i: run_label(by_id[i]))]
+
+
+def test_images(run: BackgroundRun) -> cnnlab.Dataset:
+    """The test sample this run was validated on."""
+    return run.data.sample(run.config.sample, seed=run.config.seed)
+
+
+_CANVAS_HTML = """
+<div class="pad">
+  <canvas width="280" height="280"></canvas>
+  <button type="button">Clear</button>
+</div>
+"""
+_CANVAS_CSS = """
+.pad { display: flex; flex-direction: column; gap: 0.5rem; align-items: flex-start; }
+canvas { border: 1px solid var(--st-border-color, #ccc); border-radius: 6px; background: #fff;
+         touch-action: none; cursor: crosshair; }
+button { font: inherit; padding: 0.25rem 0.9rem; border-radius: 6px; border: 1px solid #ccc; background: #fff; }
+"""
+_CANVAS_JS = """
+export default function(component) {
+  const { parentElement, setStateValue } = component;
+  const canvas = parentElement.querySelector('canvas');
+  const ctx = canvas.getContext('2d');
+  if (!canvas.dataset.ready) {
+    ctx.fillStyle = '#fff'; ctx.fillRect(0, 0, canvas.width, canvas.height);
+    canvas.dataset.ready = '1';
+  }
+  ctx.lineWidth = 18; ctx.lineCap = 'round'; ctx.lineJoin = 'round'; ctx.strokeStyle = '#000';
+  let drawing = false;
+  const at = (e) => { const r = canvas.getBoundingClientRect();
+    return [(e.clientX - r.left) * canvas.width / r.width, (e.clientY - r.top) * canvas.height / r.height]; };
+  canvas.onpointerdown = (e) => { drawing = true; canvas.setPointerCapture(e.pointerId);
+    const [x, y] = at(e); ctx.beginPath(); ctx.moveTo(x, y); ctx.lineTo(x + 0.1, y); ctx.stroke(); };
+  canvas.onpointermove = (e) => { if (!drawing) return; const [x, y] = at(e); ctx.lineTo(x, y); ctx.stroke(); };
+  canvas.onpointerup = () => { if (!drawing) return; drawing = false; setStateValue('png', canvas.toDataURL('image/png')); };
+  parentElement.querySelector('button').onclick = () => {
+    ctx.fillStyle = '#fff'; ctx.fillRect(0, 0, canvas.width, canvas.height); setStateValue('png', '');
+  };
+}
+"""
+
+
+@functools.cache
+def _canvas_component():
+    import streamlit.components.v2 as components
+
+    return components.component("cnnlab_canvas", html=_CANVAS_HTML, css=_CANVAS_CSS, js=_CANVAS_JS)
+
+
+def drawing_canvas(key: str) -> bytes | None:
+    """A 280x280 drawing pad built with Streamlit's own component API: black ink on white paper.
+    Returns the drawing as PNG bytes, or None before anything is drawn (or after Clear)."""
+    import base64
+
+    result = _canvas_component()(key=key, on_png_change=lambda: None)
+    data_url = getattr(result, "png", None) or ""
+    if not data_url.startswith("data:image/png;base64,"):
+        return None
+    return base64.b64decode(data_url.split(",", 1)[1])
 
 
 def class_label(names, index: int) -> str:

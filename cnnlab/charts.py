@@ -108,3 +108,39 @@ def sample_grid(data, per_class: int = 6):
         axes[index][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     fig.subplots_adjust(wspace=0.05, hspace=0.08, left=0.22, right=0.99, top=0.99, bottom=0.01)
     return fig
+
+
+def confusion_heatmap(confusion: np.ndarray, class_names: Sequence[str]) -> go.Figure:
+    """Rows: the true class; columns: what the model said. Counts written in every cell."""
+    names = list(class_names)
+    fig = go.Figure(go.Heatmap(z=confusion, x=names, y=names, colorscale="Blues", text=confusion,
+                               texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
+    fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis=dict(title="predicted class", type="category", side="top"),
+                      yaxis=dict(title="true class", type="category", autorange="reversed"))
+    return fig
+
+
+def per_class_bars(values: np.ndarray, class_names: Sequence[str]) -> go.Figure:
+    fig = go.Figure(go.Bar(x=list(class_names), y=[float(v) for v in np.nan_to_num(values)], marker_color=PALETTE[2],
+                           text=[f"{v:.0%}" for v in np.nan_to_num(values)], textposition="outside"))
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), yaxis=dict(range=[0, 1.1], title="accuracy"),
+                      xaxis=dict(type="category"))
+    return fig
+
+
+def tile(images: np.ndarray, columns: int = 8, scale: int = 1, gap: int = 1) -> np.ndarray:
+    """(N, H, W) or (N, H, W, C) values in [0, 1] as one uint8 picture of `columns` per row."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    n, h, w = images.shape[:3]
+    columns = max(1, min(columns, n))
+    rows = -(-n // columns)
+    cell_h, cell_w = h * scale + gap, w * scale + gap
+    sheet = np.ones((rows * cell_h - gap, columns * cell_w - gap) + images.shape[3:], dtype=np.float32)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        big = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+        sheet[r * cell_h: r * cell_h + h * scale, c * cell_w: c * cell_w + w * scale] = big
+    return (sheet * 255).astype(np.uint8)

@@ -10,22 +10,7 @@ from cnnlab.charts import class_probabilities
 ui.page("Predict")
 st.title("Predict")
 
-trained = ui.finished_runs()
-if not trained:
-    active = ui.active_run()
-    if active is not None:
-        st.info(f"Run {ui.run_label(active)} is still training; its model appears here when it finishes.")
-        st.page_link("pages/3_Train.py", label="Watch it on the Train page", icon="📈")
-        st.stop()
-    st.info("There is no trained model in this browser session yet.")
-    quick = cnnlab.TrainConfig(cnnlab.ModelConfig("lenet5"), epochs=1, batch_size=32, learning_rate=3e-3, seed=1)
-    if st.button("Train a quick LeNet-5 (one epoch on 6,000 digits, a few seconds)", type="primary"):
-        ui.start_run(quick, label="quick LeNet-5")
-        st.switch_page("pages/3_Train.py")
-    st.stop()
-
-by_id = {run.id: run for run in reversed(trained)}
-choice = by_id[st.selectbox("Model", list(by_id), format_func=lambda i: ui.run_label(by_id[i]))]
+choice = ui.choose_trained_run()
 run = choice.run
 data = ui.dataset(choice.config.dataset)
 

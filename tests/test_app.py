@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
@@ -117,7 +118,49 @@ def test_stop_keeps_the_partial_run():
     assert any("kept" in w.value for w in at.warning)
 
 
-def test_predict_without_a_model_offers_one_click():
-    at = no_exceptions(page("pages/4_Predict.py").run())
+@pytest.mark.parametrize("path", ["pages/4_Predict.py", "pages/5_Evaluate.py", "pages/6_Inside.py",
+                                  "pages/7_Your_image.py"])
+def test_model_pages_without_a_model_offer_one_click(path):
+    at = no_exceptions(page(path).run())
     assert "no trained model" in at.info[0].value
     assert "quick LeNet-5" in at.button[0].label
+
+
+@pytest.fixture(scope="module")
+def trained_session():
+    """Session State holding one finished LeNet run, as the Train page leaves it."""
+    at = page("pages/4_Predict.py").run()
+    at.button[0].click().run()                      # the one-click quick LeNet, then the Train page
+    return wait_for_run(at).session_state["runs"]
+
+
+def test_evaluate_page_counts_every_test_image(trained_session):
+    at = page("pages/5_Evaluate.py")
+    at.session_state["runs"] = trained_session
+    no_exceptions(at.run())
+    assert at.metric[1].value == "1,000"
+    assert len(at.get("plotly_chart")) == 2
+    at.selectbox(key=f"true-{trained_session[-1].id}").set_value(3).run()
+    at.selectbox(key=f"predicted-{trained_session[-1].id}").set_value(3).run()
+    assert not at.exception and at.caption and "test image(s)" in at.caption[-1].value
+
+
+def test_inside_page_draws_maps_filters_and_grad_cam(trained_session):
+    at = page("pages/6_Inside.py")
+    at.session_state["runs"] = trained_session
+    no_exceptions(at.run())
+    text = " ".join(m.value for m in at.markdown)
+    for layer in ("c1_conv", "s2_pool", "c3_conv", "s4_pool", "c5_conv"):
+        assert f"**{layer}**" in text
+    assert "first convolution's 6 kernels" in text
+    # the input, five layers of maps, the kernels, and the image / overlay / heat map of Grad-CAM
+    assert len(at.get("image")) == 1 + 5 + 1 + 3
+    assert at.selectbox(key=f"cam-class-{trained_session[-1].id}").value is not None
+
+
+def test_your_image_page_waits_for_a_drawing(trained_session):
+    at = page("pages/7_Your_image.py")
+    at.session_state["runs"] = trained_session
+    no_exceptions(at.run())
+    assert at.radio[0].options == ["Draw a digit", "Upload a file"]
+    assert "draw a digit first" in at.info[0].value

@@ -16,13 +16,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from cnnlab import load_dataset
 from tests.conftest import ROOT
 
 CHROMIUM = Path(os.environ.get("CNNLAB_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = ROOT / "tests" / "artifacts"
-PAGES = {"": "CNN Lab", "Architecture": "Architecture", "Data": "Data", "Train": "Train", "Predict": "Predict"}
+PAGES = {"": "CNN Lab", "Architecture": "Architecture", "Data": "Data", "Train": "Train", "Predict": "Predict",
+         "Evaluate": "Evaluate", "Inside": "Inside the network", "Your_image": "Your image"}
 
 playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (requirements-dev.txt)")
 pytestmark = [pytest.mark.browser,
@@ -174,3 +176,40 @@ def test_leave_the_train_page_and_come_back(server, page):
     page.get_by_role("link", name="Train").click()
     wait_for(lambda: curve_points(page), 30, "the curve after coming back")
     wait_for(lambda: page.get_by_text("Test accuracy").count(), 150, "the run to finish after coming back")
+
+
+def test_upload_a_digit_and_draw_one(server, page, tmp_path):
+    page.goto(f"{server}/Your_image")
+    settle(page)
+    page.get_by_role("button", name="Train a quick LeNet-5").click()
+    wait_for(lambda: page.get_by_text("Test accuracy").count(), 150, "the quick LeNet")
+    page.get_by_role("link", name="Your image").click()
+    settle(page)
+
+    canvas = page.locator("canvas").first
+    wait_for(lambda: canvas.count() and canvas.bounding_box(), 30, "the drawing pad")
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    for step in range(1, 11):  # a vertical stroke: a 1
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * (0.2 + 0.06 * step))
+    page.mouse.up()
+    wait_for(lambda: page.get_by_text("Prediction:").count(), 60, "a prediction for the drawing")
+    shot(page, "Your-image-drawn")
+
+    photo = tmp_path / "digit.png"
+    digit = load_dataset("mnist").x_test[0, :, :, 0]
+    Image.fromarray(255 - digit).resize((300, 300)).save(photo)  # dark ink on white paper, large
+    page.get_by_text("Upload a file").click()
+    settle(page)
+    page.locator("input[type='file']").set_input_files(str(photo))
+    wait_for(lambda: page.get_by_text("what the network receives").count(), 60, "the uploaded image")
+    settle(page)
+    assert page.get_by_text("Prediction:").count() == 1
+    shot(page, "Your-image-uploaded")
+
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG broken")
+    page.locator("input[type='file']").set_input_files(str(bad))
+    wait_for(lambda: page.get_by_text("not an image CNN Lab can read").count(), 60, "the broken file's message")
+    assert page.locator("[data-testid='stException']").count() == 0
