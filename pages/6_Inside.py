@@ -33,7 +33,7 @@ with maps_tab:
     left.image(ui.upscaled(image, 4), caption="the input")
     for fm in explain.feature_maps(model, image):
         height, width, channels = fm.shape
-        scale = max(1, 48 // max(height, 1))
+        scale = max(2, 72 // max(height, 1))
         st.markdown(f"**{fm.layer}** · {fm.type} · {height} x {width} x {channels}"
                     + (f" · first {fm.channels_shown} of {channels} channels" if fm.channels_shown < channels else ""))
         st.image(tile(fm.maps, columns=16, scale=scale))
