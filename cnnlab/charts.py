@@ -85,31 +85,6 @@ def _thin(points: list) -> list:
     return [points[i] for i in keep]
 
 
-def sample_grid(data, per_class: int = 6):
-    """A matplotlib grid: one row per class, its name on the left, the first images of that class."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = data.num_classes
-    fig, axes = plt.subplots(rows, per_class, figsize=(per_class * 0.5 + 0.9, rows * 0.5), squeeze=False)
-    grey = data.image_shape[-1] == 1
-    for index, name in enumerate(data.class_names):
-        picks = data.x_train[data.y_train == index][:per_class]
-        for column, ax in enumerate(axes[index]):
-            ax.set_xticks([]), ax.set_yticks([])
-            for side in ax.spines.values():
-                side.set_visible(False)
-            if column < len(picks):
-                ax.imshow(picks[column][..., 0] if grey else picks[column], cmap="gray" if grey else None,
-                          interpolation="nearest", vmin=0, vmax=255)
-        label = name if name == str(index) else f"{index}: {name}"
-        axes[index][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    fig.subplots_adjust(wspace=0.05, hspace=0.08, left=0.22, right=0.99, top=0.99, bottom=0.01)
-    return fig
-
-
 def confusion_heatmap(confusion: np.ndarray, class_names: Sequence[str]) -> go.Figure:
     """Rows: the true class; columns: what the model said. Counts written in every cell."""
     names = list(class_names)

@@ -69,6 +69,10 @@ class Dataset:
         """Images per class in "train" or "test"."""
         return np.bincount(getattr(self, f"y_{split}"), minlength=self.num_classes)
 
+    def examples(self, class_index: int, count: int) -> np.ndarray:
+        """The first `count` training images of one class."""
+        return self.x_train[self.y_train == class_index][:count]
+
     def sample(self, fraction: float, seed: int = 0) -> "Dataset":
         """A random fraction of train and of test, drawn without replacement, as the lecture does."""
         fraction = check_fraction(fraction)

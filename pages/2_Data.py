@@ -4,7 +4,7 @@ import streamlit as st
 
 import cnnlab
 import ui
-from cnnlab.charts import class_distribution, sample_grid
+from cnnlab.charts import class_distribution, tile
 from cnnlab.data import preprocessing_steps
 
 ui.page("Data")
@@ -33,8 +33,11 @@ st.markdown(f"**Source:** {SOURCES[source]}. "
 st.caption(f"Credit: {spec.credit}")
 
 st.subheader("Examples of every class")
-per_class = st.slider("Images per class", 1, 12, 8)
-st.pyplot(sample_grid(data, per_class), width="content")
+per_class = st.slider("Images per class", 1, 16, 10)
+for index, class_name in enumerate(data.class_names):
+    label_col, images_col = st.columns([1, 9], vertical_alignment="center")
+    label_col.markdown(f"**{ui.class_label(data.class_names, index)}**")
+    images_col.image(tile(data.examples(index, per_class) / 255, columns=per_class, scale=2, gap=2))
 
 st.subheader("The lecture's preprocessing, step by step")
 steps = preprocessing_steps(cnnlab.ModelConfig(arch), len(data.x_train))
