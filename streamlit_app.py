@@ -29,10 +29,11 @@ st.dataframe(lineage(), hide_index=True, width="stretch")
 st.caption("Parameters as built here with 10 output classes; the Keras VGG19 feature extractor has no classifier.")
 
 st.subheader("Where to start")
-left, middle, right, last = st.columns(4)
-left.page_link("pages/1_Architecture.py", label="**Architecture**: layers and shapes", icon="🧱")
-middle.page_link("pages/2_Data.py", label="**Data**: samples and preprocessing", icon="🖼️")
-right.page_link("pages/3_Train.py", label="**Train**: live curves", icon="📈")
-last.page_link("pages/4_Predict.py", label="**Predict**: classify a test image", icon="🔍")
+WHAT = {"Architecture": "layers, shapes and costs", "Data": "samples and preprocessing", "Train": "live curves",
+        "Predict": "classify a test image", "Evaluate": "confusion matrix", "Inside": "feature maps, filters, Grad-CAM",
+        "Your image": "upload or draw"}
+columns = st.columns(4)
+for i, (path, label, icon) in enumerate(p for p in ui.PAGES if p[1] != "Home"):
+    columns[i % 4].page_link(path, label=f"**{label}**: {WHAT[label]}", icon=icon)
 st.info("New here? Open **Train**, keep LeNet-5 and the lecture's recipe, and press Start: "
-        "one epoch on 6,000 digits takes a few seconds.")
+        "an epoch on 6,000 digits takes a few seconds. Then look **Inside** the network it trained.")
