@@ -49,7 +49,7 @@ def page(title: str) -> None:
     The pages/ folder gives each page its deep link (/Train, /Predict, ...); the navigation is
     drawn here so that the home page is called Home rather than after its file.
     """
-    path, _, icon = next(p for p in PAGES if p[1] == title)
+    icon = next(symbol for _, label, symbol in PAGES if label == title)
     st.set_page_config(page_title=f"{title} · CNN Lab" if title != "Home" else "CNN Lab", page_icon=icon,
                        layout="wide")
     with st.sidebar:

@@ -15,20 +15,22 @@ import json
 import signal
 import sys
 import threading
+from pathlib import Path
 
 EXIT_USAGE = 2
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, no usage block
-        self.exit(EXIT_USAGE, f"error: {message} (see `python -m cnnlab {self.prog.split()[-1]} --help`)\n")
+        command = "python -m " + self.prog
+        self.exit(EXIT_USAGE, f"error: {message} (see `{command} --help`)\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.command(args)
-    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
+    except (ValueError, OSError) as error:  # missing, unreadable or unwritable files included
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -132,13 +134,20 @@ def _train(args) -> int:
         sample=args.sample, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.lr, steps_per_epoch=args.steps_per_epoch, accumulation_steps=args.accumulation_steps,
         seed=args.seed).resolved()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)  # fail now, not after an hour of training
     stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: finish the batch, save, exit
+
+    def first_interrupt(*_):  # Ctrl-C: finish the batch, save, exit; a second Ctrl-C ends at once
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, first_interrupt)
     try:
         run = train(config, listener=ProgressBar(sys.stderr), stop=stop)
     finally:
         signal.signal(signal.SIGINT, previous)
-    out = save_run(run, args.out)
+    save_run(run, out)
     print(f"saved {out / 'model.keras'}, history.json and run.json", file=sys.stderr)
     print(json.dumps(run.summary()))
     return 0

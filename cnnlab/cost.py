@@ -30,11 +30,7 @@ class CostEstimate:
     peak_bytes: int
     seconds_per_epoch: float
     steps_per_epoch: int
-    breakdown: dict              # bytes by part: runtime, weights, activations, data
-
-    @property
-    def images_per_second(self) -> float:
-        return self.breakdown["images_per_epoch"] / self.seconds_per_epoch if self.seconds_per_epoch else 0.0
+    breakdown: dict              # bytes by part (runtime, weights, activations, data), and images_per_epoch
 
 
 def estimate_cost(config: TrainConfig, n_train: int, n_test: int = 0,

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from .architectures.preprocessing import is_preprocessing
+from .architectures.preprocessing import ImageNetCaffePreprocess, is_preprocessing
 
 MAX_CHANNELS = 32  # feature maps drawn per layer: VGG's 512-channel layers would flood the page
 SPATIAL = (layers.Conv2D, layers.MaxPooling2D, layers.AveragePooling2D)
@@ -68,7 +68,7 @@ def first_filters(model: keras.Model) -> np.ndarray:
     if first is None:
         raise ValueError(f"{model.name} has no convolution layer.")
     kernel = np.moveaxis(keras.ops.convert_to_numpy(first.kernel), -1, 0)   # (filters, kh, kw, in)
-    if any(layer.name == "prep_imagenet" for layer in model.layers):
+    if any(isinstance(layer, ImageNetCaffePreprocess) for layer in model.layers):
         kernel = kernel[..., ::-1]  # Keras's ImageNet VGG reads BGR: show the colours a learner sees
     low, high = kernel.min(axis=(1, 2, 3), keepdims=True), kernel.max(axis=(1, 2, 3), keepdims=True)
     return (kernel - low) / np.maximum(high - low, 1e-12)
@@ -165,7 +165,7 @@ def _to_raw_image(model, layer, cam: np.ndarray) -> np.ndarray:
     rows = np.interp(np.arange(side[0]), start + jump * np.arange(cam.shape[0]), np.arange(cam.shape[0]))
     cols = np.interp(np.arange(side[1]), start + jump * np.arange(cam.shape[1]), np.arange(cam.shape[1]))
     heat[:] = _bilinear(cam, rows, cols)
-    pad = next((l for l in model.layers if l.name == "prep_pad"), None)
+    pad = next((l for l in model.layers if isinstance(l, layers.ZeroPadding2D) and is_preprocessing(l)), None)
     if pad is not None:
         (top, bottom), (left, right) = pad.padding
         heat = heat[top: heat.shape[0] - bottom, left: heat.shape[1] - right]

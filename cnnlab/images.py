@@ -14,17 +14,20 @@ import numpy as np
 
 MAX_PIXELS = 40_000_000          # larger images are refused before they are decoded
 MAX_BYTES = 10 * 2**20           # the app's upload limit too (.streamlit/config.toml)
-FORMATS = ("PNG", "JPEG")
+FORMATS = ("PNG", "JPEG", "MPO")  # MPO: the multi-picture JPEG many phones write
 
 
-def read_image(source: str | Path | bytes, image_shape: tuple[int, int, int], digit: bool = False) -> np.ndarray:
+def read_image(source: str | Path | bytes, image_shape: tuple[int, int, int], digit: bool | None = None) -> np.ndarray:
     """A PNG or JPEG (path or bytes, any size or mode) as a raw image of `image_shape`, uint8.
 
-    Grayscale models get luminance, colour models RGB (transparency becomes white paper). With
-    `digit`, a grayscale image is normalised as MNIST's digits were (see normalise_digit).
+    Grayscale models get luminance, colour models RGB (transparency becomes white paper). A
+    digit is normalised as MNIST's were (see normalise_digit); `digit=None` means "when the model
+    takes MNIST's 28x28x1 images", so the app and the command line read a file the same way.
     """
     from PIL import Image
 
+    if digit is None:
+        digit = tuple(image_shape) == (28, 28, 1)
     pixels = _decode(source)
     if image_shape[-1] == 1:
         grey = np.asarray(_flatten_alpha(pixels).convert("L"), dtype=np.uint8)
@@ -94,6 +97,7 @@ def _decode(source):
         image = Image.open(io.BytesIO(data))
         if image.format not in FORMATS:
             raise ValueError(f"{name} is a {image.format} image; use a PNG or JPEG file.")
+        image.seek(0)  # an MPO's first picture is the photo itself
         if image.width * image.height > MAX_PIXELS:
             raise ValueError(f"{name} is {image.width}x{image.height} pixels, too large to process here; "
                              f"use an image under {MAX_PIXELS // 1_000_000} megapixels.")

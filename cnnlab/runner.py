@@ -2,8 +2,8 @@
 
 A `TrainingPool` is shared by the whole server and lets at most `max_concurrent` runs train at
 once; the others wait in line and know their place. Each `BackgroundRun` belongs to one learner:
-it trains on its own thread, keeps its progress and curves, and stops within one batch when
-asked. Nothing here knows about Streamlit; a page only reads a run's state and draws it.
+it trains on its own thread, keeps its progress and curves, and stops training within one
+batch when asked (the partial model is then evaluated once on the test sample). Nothing here knows about Streamlit; a page only reads a run's state and draws it.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ class BackgroundRun:
         self.error: str | None = None
         self.stop_reason: str | None = None
         self.collapse: Collapse | None = None
-        self.created = time.time()
         self.started: float | None = None
         self.finished: float | None = None
         self._stop = threading.Event()
@@ -110,12 +109,14 @@ class TrainingPool:
 
     def _work(self, run: BackgroundRun) -> None:
         with self._turn:
-            while not (self._waiting[0] is run and self._running < self.settings.max_concurrent):
+            while True:
                 if run._stop.is_set():  # stopped while still in line
                     self._waiting.remove(run)
                     run.status, run.finished = STOPPED, time.time()
                     self._turn.notify_all()
                     return
+                if self._waiting[0] is run and self._running < self.settings.max_concurrent:
+                    break
                 self._turn.wait(timeout=0.2)
             self._waiting.pop(0)
             self._running += 1

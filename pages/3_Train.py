@@ -6,7 +6,7 @@ import cnnlab
 import ui
 from cnnlab.charts import training_curves
 from cnnlab.cost import estimate_cost
-from cnnlab.runner import QUEUED
+from cnnlab.runner import FAILED, QUEUED, STOPPED
 
 ui.page("Train")
 st.title("Train")
@@ -89,11 +89,11 @@ live()
 
 last = ui.runs()[-1] if ui.runs() else None
 if last is not None and not last.active:
-    if last.status == "failed":
+    if last.status == FAILED:
         st.error(f"The run failed: {last.error}")
     elif last.run is not None:
         result = last.run
-        if last.status == "stopped":
+        if last.status == STOPPED:
             batches = len(last.batches)
             st.warning(f"Run #{last.id} {last.stop_reason or 'stopped'} after {batches} batch"
                        f"{'' if batches == 1 else 'es'}; its model and curves are kept.")

@@ -12,7 +12,7 @@ st.title("Predict")
 
 choice = ui.choose_trained_run()
 run = choice.run
-data = ui.dataset(choice.config.dataset)
+data = ui.test_images(choice)  # the test sample this model was validated on
 
 pick_col, index_col = st.columns([1, 2])
 state_key = f"predict-index-{choice.id}"

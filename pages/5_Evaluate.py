@@ -11,7 +11,9 @@ ui.page("Evaluate")
 st.title("Evaluate")
 
 choice = ui.choose_trained_run()
-cache = st.session_state.setdefault("evaluations", {})
+kept = {run.id for run in ui.runs()}
+cache = {run_id: value for run_id, value in st.session_state.get("evaluations", {}).items() if run_id in kept}
+st.session_state["evaluations"] = cache
 if choice.id not in cache:
     data = ui.test_images(choice)
     with st.spinner(f"Classifying {len(data.x_test):,} test images..."):

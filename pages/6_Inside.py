@@ -13,7 +13,7 @@ st.title("Inside the network")
 
 choice = ui.choose_trained_run()
 model = choice.run.model
-data = ui.dataset(choice.config.dataset)
+data = ui.test_images(choice)  # the test sample this model was validated on
 names = data.class_names
 
 pick_col, index_col = st.columns([1, 2])

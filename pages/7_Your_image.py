@@ -32,7 +32,7 @@ if picture is None:
     st.stop()
 
 try:
-    image = cnnlab.read_image(picture, shape, digit=digits)
+    image = cnnlab.read_image(picture, shape)  # digits are normalised as MNIST's were
 except ValueError as problem:
     st.warning(str(problem))
     st.stop()

@@ -107,3 +107,10 @@ def test_corrupt_files_exit_2_without_traceback(tmp_path, lenet_run_dir):
         done = subprocess.run([sys.executable, "-m", "cnnlab", *argv], cwd=ROOT, capture_output=True, text=True)
         assert done.returncode == 2, (argv, done.stderr)
         assert "Traceback" not in done.stderr and done.stderr.strip().startswith("error:"), done.stderr
+
+
+def test_an_unwritable_out_is_refused_before_training(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code, _, err = run_cli(capsys, "train", "lenet5", "--epochs", "1", "--out", str(blocker / "run"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err

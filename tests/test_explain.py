@@ -177,4 +177,15 @@ def test_any_mode_becomes_the_dataset_format():
         buffer = io.BytesIO()
         Image.new(mode, (50, 40)).save(buffer, "PNG" if mode != "CMYK" else "JPEG")
         assert read_image(buffer.getvalue(), (32, 32, 3)).shape == (32, 32, 3)
-        assert read_image(buffer.getvalue(), (28, 28, 1)).shape == (28, 28, 1)
+        assert read_image(buffer.getvalue(), (28, 28, 1), digit=False).shape == (28, 28, 1)
+
+
+def test_phone_jpegs_with_several_pictures_are_read():
+    from PIL import Image as PILImage
+
+    buffer = io.BytesIO()
+    first, second = PILImage.new("RGB", (64, 48), (200, 30, 30)), PILImage.new("RGB", (64, 48), (0, 0, 255))
+    first.save(buffer, "MPO", save_all=True, append_images=[second])
+    assert PILImage.open(io.BytesIO(buffer.getvalue())).format == "MPO"
+    image = read_image(buffer.getvalue(), (32, 32, 3))
+    assert image[..., 0].mean() > 150 and image[..., 2].mean() < 60  # the first picture

@@ -53,13 +53,15 @@ def test_random_test_image_is_reproducible():
 def test_image_files_become_raw_dataset_images(tmp_path):
     photo = tmp_path / "photo.jpg"
     Image.new("RGB", (300, 200), (255, 0, 0)).save(photo)
-    as_mnist = read_image(photo, (28, 28, 1))
+    as_mnist = read_image(photo, (28, 28, 1), digit=False)
     as_cifar = read_image(photo, (32, 32, 3))
     assert as_mnist.shape == (28, 28, 1) and as_mnist.dtype == np.uint8
     assert as_cifar.shape == (32, 32, 3) and as_cifar[..., 0].min() > 240 and as_cifar[..., 1:].max() < 15
     rgba = tmp_path / "digit.png"
     Image.new("RGBA", (28, 28), (0, 0, 0, 0)).save(rgba)
-    assert read_image(rgba, (28, 28, 1)).min() == 255  # transparency is white paper
+    assert read_image(rgba, (28, 28, 1), digit=False).min() == 255  # transparency is white paper
+    with pytest.raises(ValueError, match="empty"):
+        read_image(rgba, (28, 28, 1))  # read as a digit, blank paper has none
 
 
 def test_files_that_are_not_images(tmp_path):
