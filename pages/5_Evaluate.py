@@ -1,6 +1,5 @@
 """Evaluate: accuracy per class, the confusion matrix, and the test images behind any cell."""
 
-import numpy as np
 import streamlit as st
 
 import cnnlab

@@ -1,6 +1,5 @@
 """Your image: upload a photo or draw a digit, see exactly what the network receives, and its answer."""
 
-import numpy as np
 import streamlit as st
 
 import cnnlab

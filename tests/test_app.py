@@ -8,7 +8,6 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-import cnnlab
 
 from tests.conftest import ROOT
 
@@ -99,7 +98,7 @@ def test_train_lenet_for_an_epoch_then_predict():
     no_exceptions(predict.run())
     assert "True label" in predict.markdown[0].value and "Predicted" in predict.markdown[0].value
     predict.number_input[0].set_value(5).run()
-    label = int(cnnlab.load_dataset("mnist").y_test[5])
+    label = int(run.data.sample(run.config.sample, seed=run.config.seed).y_test[5])  # the run's own test sample
     assert predict.markdown[0].value.startswith(f"**True label:** {label}  \n")
 
 
