@@ -135,8 +135,9 @@ def test_train_watch_the_curve_grow_then_predict(server, page):
              "the second epoch")
     shot(page, "Train-live")
     wait_for(lambda: page.get_by_text("Test accuracy").count(), 120, "the end of the run")
+    wait_for(lambda: page.get_by_role("button", name="Model (.keras)").count() == 1, 30, "the model download")
+    settle(page)
     shot(page, "Train-done")
-    assert page.get_by_role("button", name="Model (.keras)").count() == 1
 
     page.get_by_role("link", name="Predict").click()
     settle(page)
