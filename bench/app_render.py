@@ -43,8 +43,9 @@ import statistics
 import subprocess
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
+
+from machine import package_version  # bench/ is on sys.path when a script here runs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -190,8 +191,8 @@ def machine() -> dict:
                 if line.startswith("model name")), platform.processor())
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
             "platform": platform.platform(), "python": platform.python_version(),
-            "streamlit": _version("streamlit"), "keras": _version("keras"),
-            "tensorflow": _version("tensorflow", "tensorflow-cpu"),
+            "streamlit": package_version("streamlit"), "keras": package_version("keras"),
+            "tensorflow": package_version("tensorflow", "tensorflow-cpu"),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -207,14 +208,6 @@ def source() -> dict:
             "uncommitted": [line for line in (changes or "").splitlines() if not line.endswith(".json")],
             "diff_sha1": hashlib.sha1(diff.encode()).hexdigest()[:12] if diff else None}
 
-
-def _version(*distributions: str) -> str | None:
-    for name in distributions:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return None
 
 
 def report(timed: dict, warmup: dict, import_s: float, load: dict, code: dict, problems: list[str]) -> dict:

@@ -32,8 +32,9 @@ import resource
 import subprocess
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
+
+from machine import package_version  # bench/ is on sys.path when a script here runs
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "cnnlab" / "bundled"
@@ -175,18 +176,10 @@ def machine() -> dict:
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
             "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
             "platform": platform.platform(), "python": platform.python_version(),
-            "keras": _version("keras"), "tensorflow": _version("tensorflow", "tensorflow-cpu"),
-            "numpy": _version("numpy"),
+            "keras": package_version("keras"), "tensorflow": package_version("tensorflow", "tensorflow-cpu"),
+            "numpy": package_version("numpy"),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
-
-def _version(*distributions: str) -> str | None:
-    for name in distributions:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return None
 
 
 def ratios(measurements: list[dict]) -> dict:
