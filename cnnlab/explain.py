@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from .architectures.preprocessing import ImageNetCaffePreprocess, is_preprocessing
+from .architectures.preprocessing import ImageNetPreprocess, is_preprocessing
 
 MAX_CHANNELS = 32  # feature maps drawn per layer: VGG's 512-channel layers would flood the page
 SPATIAL = (layers.Conv2D, layers.MaxPooling2D, layers.AveragePooling2D)
@@ -68,7 +68,7 @@ def first_filters(model: keras.Model) -> np.ndarray:
     if first is None:
         raise ValueError(f"{model.name} has no convolution layer.")
     kernel = np.moveaxis(keras.ops.convert_to_numpy(first.kernel), -1, 0)   # (filters, kh, kw, in)
-    if any(isinstance(layer, ImageNetCaffePreprocess) for layer in model.layers):
+    if any(isinstance(layer, ImageNetPreprocess) and layer.mode == "caffe" for layer in model.layers):
         kernel = kernel[..., ::-1]  # Keras's ImageNet VGG reads BGR: show the colours a learner sees
     low, high = kernel.min(axis=(1, 2, 3), keepdims=True), kernel.max(axis=(1, 2, 3), keepdims=True)
     return (kernel - low) / np.maximum(high - low, 1e-12)
@@ -90,18 +90,16 @@ def grad_cam(model: keras.Model, image: np.ndarray, class_index: int | None = No
     """Grad-CAM (Selvaraju et al., 2017): which pixels made the model say `class_index`.
 
     Returns (heat map over the raw image in [0, 1], the class explained, the layer used). The
-    default layer is the last convolution whose map is still wider than one pixel (LeNet's C5 is
-    1x1 and could not point anywhere).
+    default layer is the last one whose map is still wider than one pixel (LeNet's C5 is 1x1 and
+    could not point anywhere), not counting pooling and padding, that every path passes through.
     """
     probabilities = model.predict(_batch_of_one(model, image), verbose=0)[0]
     if class_index is None:
         class_index = int(np.argmax(probabilities))
     if not 0 <= int(class_index) < len(probabilities):
         raise ValueError(f"class_index must be between 0 and {len(probabilities) - 1}. Received: {class_index}")
-    layer = _cam_layer(model, layer_name)
-    position = model.layers.index(layer)
+    layer, head = _cam_layer(model, layer_name)
     features = keras.Model(model.input, layer.output).predict(_batch_of_one(model, image), verbose=0)
-    head = model.layers[position + 1:]
     gradients = _gradient_of_log_probability(head, features, int(class_index))
     weights = gradients.mean(axis=(1, 2))                                  # (1, C): each channel's importance
     cam = np.maximum((features * weights[:, None, None, :]).sum(axis=-1)[0], 0)   # (h, w)
@@ -119,22 +117,42 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarr
 
 
 def _cam_layer(model, layer_name):
+    """The layer to explain and the rest of the network as a model of its output.
+
+    In a network with branches only a layer every path passes through will do (ResNet's last
+    addition, not a convolution inside a block whose shortcut bypasses it).
+    """
     if layer_name is not None:
         try:
-            return model.get_layer(layer_name)
+            layer = model.get_layer(layer_name)
         except ValueError:
             raise ValueError(f"{model.name} has no layer {layer_name!r}.") from None
-    convs = [layer for layer in model.layers if isinstance(layer, layers.Conv2D) and layer.output.shape[1] > 1]
-    if not convs:
-        raise ValueError(f"{model.name} has no convolution with a map wider than one pixel to explain.")
-    return convs[-1]
+        head = _head(model, layer)
+        if head is None:
+            raise ValueError(f"{layer_name} is inside a branch of {model.name}: choose a layer that every path "
+                             "passes through, such as the output of a block.")
+        return layer, head
+    skipped = (layers.MaxPooling2D, layers.AveragePooling2D, layers.ZeroPadding2D, layers.Dropout)
+    wide = [layer for layer in model.layers[1:] if not is_preprocessing(layer) and len(layer.output.shape) == 4
+            and layer.output.shape[1] > 1 and not isinstance(layer, skipped)]
+    for layer in wide[::-1]:
+        head = _head(model, layer)
+        if head is not None:
+            return layer, head
+    raise ValueError(f"{model.name} has no convolution with a map wider than one pixel to explain.")
+
+
+def _head(model, layer):
+    """The network from `layer`'s output to the probabilities, or None if other branches are needed too."""
+    try:
+        return keras.Model(layer.output, model.output)
+    except ValueError:
+        return None
 
 
 def _gradient_of_log_probability(head, features: np.ndarray, class_index: int) -> np.ndarray:
     def log_probability(x):
-        for layer in head:
-            x = layer(x, training=False) if isinstance(layer, layers.Dropout) else layer(x)
-        return keras.ops.log(x[:, class_index] + 1e-12)
+        return keras.ops.log(head(x, training=False)[:, class_index] + 1e-12)
 
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -160,7 +178,11 @@ def _to_raw_image(model, layer, cam: np.ndarray) -> np.ndarray:
 
     body = [l for l in model.layers[1:] if not is_preprocessing(l)]
     side = body[0].input.shape[1:3]
-    start, jump = _map_geometry(body[: body.index(layer) + 1])
+    if all(len(l._inbound_nodes[0].input_tensors) == 1 for l in body):
+        start, jump = _map_geometry(body[: body.index(layer) + 1])
+    else:  # with branches, take the map as spread evenly over the input
+        jump = side[0] / cam.shape[0]
+        start = (jump - 1) / 2
     heat = np.empty(tuple(side), dtype=np.float32)
     rows = np.interp(np.arange(side[0]), start + jump * np.arange(cam.shape[0]), np.arange(cam.shape[0]))
     cols = np.interp(np.arange(side[1]), start + jump * np.arange(cam.shape[1]), np.arange(cam.shape[1]))

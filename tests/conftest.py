@@ -35,3 +35,13 @@ def lenet_run_dir(tmp_path_factory) -> Path:
         argv += [f"--{'lr' if key == 'learning_rate' else key.replace('_', '-')}", str(value)]
     assert main(argv) == 0
     return out
+
+
+def _lab() -> list[str]:
+    from cnnlab import ARCHITECTURES
+
+    return [name for name, arch in ARCHITECTURES.items() if arch.application is None]
+
+
+LAB = _lab()                                   # the lab's own networks; the zoo's are tested in test_zoo.py
+OFFLINE = {"transfer": {"weights": "random"}}  # tests download nothing: transfer's base keeps random weights

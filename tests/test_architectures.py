@@ -6,12 +6,16 @@ import keras
 import numpy as np
 import pytest
 
-from cnnlab import ARCHITECTURES, ModelConfig, build_model, get_architecture
+from cnnlab import ModelConfig, build_model, get_architecture
+from tests.conftest import LAB, OFFLINE
 
 # The lecture's numbers.
-LECTURE_PARAMS = {"lenet5": 61_706, "alexnet": 24_767_882, "vgg19": 139_611_210, "keras-vgg19": 20_024_384}
+LECTURE_PARAMS = {"lenet5": 61_706, "alexnet": 24_767_882, "vgg19": 139_611_210, "keras-vgg19": 20_024_384,
+                  # the lecture's frozen VGG19 base plus the new head: 1,025 + 131,328 + 2,570
+                  "transfer": 20_024_384 + 134_923}
 # Every architecture's smallest input and the layer where the map vanishes one pixel below it.
-VANISHES_AT = {"lenet5": "c5_conv", "alexnet": "pool5", "vgg19": "block5_pool", "keras-vgg19": "block5_pool"}
+VANISHES_AT = {"lenet5": "c5_conv", "alexnet": "pool5", "vgg19": "block5_pool", "keras-vgg19": "block5_pool",
+               "transfer": "VGG19"}
 
 
 def body(model):
@@ -19,13 +23,13 @@ def body(model):
 
 
 def test_every_registered_architecture_has_the_lectures_count():
-    assert set(LECTURE_PARAMS) == set(ARCHITECTURES), "a new architecture needs its expected count here"
+    assert set(LECTURE_PARAMS) == set(LAB), "a new architecture needs its expected count here"
 
 
-@pytest.mark.parametrize("name", ARCHITECTURES)
+@pytest.mark.parametrize("name", LAB)
 def test_builds_with_lecture_defaults(name):
     arch = get_architecture(name)
-    model = build_model(name)
+    model = build_model(name, **OFFLINE.get(name, {}))
     assert model.count_params() == LECTURE_PARAMS[name]
     assert model.input_shape[1:] == {"mnist": (28, 28, 1), "cifar10": (32, 32, 3)}[arch.dataset]
     first = body(model)[0]
@@ -62,19 +66,19 @@ def test_keras_vgg19_is_the_feature_extractor_without_top():
     assert model.count_params() == keras.applications.VGG19(weights=None, include_top=False).count_params()
 
 
-@pytest.mark.parametrize("name", ARCHITECTURES)
+@pytest.mark.parametrize("name", LAB)
 def test_smallest_input_builds_and_one_pixel_less_names_the_layer(name):
     arch = get_architecture(name)
-    build_model(name, input_size=arch.min_input_size)
+    build_model(name, input_size=arch.min_input_size, **OFFLINE.get(name, {}))
     with pytest.raises(ValueError) as error:
-        build_model(name, input_size=arch.min_input_size - 1)
+        build_model(name, input_size=arch.min_input_size - 1, **OFFLINE.get(name, {}))
     message = str(error.value)
     assert VANISHES_AT[name] in message and f"at least {arch.min_input_size}" in message
 
 
-@pytest.mark.parametrize("name", ARCHITECTURES)
+@pytest.mark.parametrize("name", LAB)
 def test_tables_scale_with_input_size_above_native(name):
-    model = build_model(name, input_size=get_architecture(name).input_size + 16)
+    model = build_model(name, input_size=get_architecture(name).input_size + 16, **OFFLINE.get(name, {}))
     assert model.count_params() > 0
 
 
@@ -165,11 +169,12 @@ def test_keras_vgg19_uses_imagenet_caffe_preprocessing():
     np.testing.assert_allclose(preprocessed(model, x), preprocess_input(x.astype("float32")), atol=1e-4)
 
 
-@pytest.mark.parametrize("name", ARCHITECTURES)
+@pytest.mark.parametrize("name", LAB)
 def test_saved_model_takes_raw_images(name, tmp_path):
     arch = get_architecture(name)
     small = arch.min_input_size if name != "lenet5" else 32
-    model = build_model(name, input_size=small, **({"width": 0.125} if name in ("alexnet", "vgg19") else {}))
+    model = build_model(name, input_size=small, **({"width": 0.125} if name in ("alexnet", "vgg19") else {}),
+                        **OFFLINE.get(name, {}))
     x = np.random.default_rng(0).integers(0, 256, (2,) + model.input_shape[1:]).astype("uint8")
     model.save(tmp_path / "m.keras")
     again = keras.models.load_model(tmp_path / "m.keras")

@@ -8,16 +8,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab import (ARCHITECTURES, ModelConfig, build_model, evaluate_model, layer_table, load_dataset,
+from cnnlab import (ModelConfig, build_model, evaluate_model, layer_table, load_dataset,
                     normalise_digit, read_image)
+from tests.conftest import LAB
 from cnnlab.explain import feature_maps, filter_stats, first_filters, grad_cam, overlay, spatial_layers
 
 SMALL = {"lenet5": {}, "alexnet": dict(input_size=163, width=0.125), "vgg19": dict(input_size=32, width=0.0625),
-         "keras-vgg19": dict(input_size=32)}
+         "keras-vgg19": dict(input_size=32), "transfer": dict(input_size=32, base="mobilenetv2", weights="random")}
 
 
 def test_every_architecture_has_a_small_setting_here():
-    assert set(SMALL) == set(ARCHITECTURES)
+    assert set(SMALL) == set(LAB)
 
 
 def test_confusion_matrix_counts_every_test_image():
@@ -40,7 +41,7 @@ def test_per_class_accuracy_is_the_diagonal_share():
     np.testing.assert_allclose(evaluation.per_class_accuracy, [0.5, 0.5, 1.0])
 
 
-@pytest.mark.parametrize("name", ARCHITECTURES)
+@pytest.mark.parametrize("name", LAB)
 def test_feature_map_shapes_equal_the_layer_table(name):
     model = build_model(name, **SMALL[name])
     image = np.random.default_rng(0).integers(0, 256, model.input_shape[1:]).astype(np.uint8)
@@ -105,6 +106,12 @@ def test_grad_cam_maps_back_onto_the_raw_image_for_every_architecture():
         image = np.random.default_rng(0).integers(0, 256, model.input_shape[1:]).astype(np.uint8)
         heat, _, _ = grad_cam(model, image)
         assert heat.shape == model.input_shape[1:3]
+    # With branches, only a layer every path crosses can be explained: ResNet's block outputs qualify.
+    resnet = build_model("transfer", base="resnet50", input_size=64, weights="random")
+    heat, _, layer = grad_cam(resnet, np.zeros((32, 32, 3), np.uint8))
+    assert heat.shape == (32, 32) and layer == "conv5_block3_out"
+    with pytest.raises(ValueError, match="inside a branch"):
+        grad_cam(resnet, np.zeros((32, 32, 3), np.uint8), layer_name="conv5_block3_2_conv")
     with pytest.raises(ValueError, match="class_index"):
         grad_cam(build_model("lenet5"), np.zeros((28, 28, 1), np.uint8), class_index=12)
 

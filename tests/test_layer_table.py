@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from cnnlab import ARCHITECTURES, build_model, layer_table
+from cnnlab import build_model, layer_table
+from tests.conftest import LAB, OFFLINE
 
 
 def summary_totals(model) -> int:
@@ -16,18 +17,18 @@ def summary_totals(model) -> int:
     return int(re.search(r"Total params:\s*([\d,]+)", text).group(1).replace(",", ""))
 
 
-@pytest.mark.parametrize("name", ARCHITECTURES)
+@pytest.mark.parametrize("name", LAB)
 def test_totals_equal_keras_count_and_summary(name):
-    model = build_model(name)
+    model = build_model(name, **OFFLINE.get(name, {}))
     table = layer_table(model)
     assert table.total_params == model.count_params() == summary_totals(model)
     assert [row.name for row in table.rows] == [layer.name for layer in model.layers]
     assert [row.output_shape for row in table.rows[1:]] == [tuple(l.output.shape[1:]) for l in model.layers[1:]]
 
 
-@pytest.mark.parametrize("name", ARCHITECTURES)
+@pytest.mark.parametrize("name", LAB)
 def test_preprocessing_rows_are_marked_and_free(name):
-    rows = layer_table(build_model(name)).rows
+    rows = layer_table(build_model(name, **OFFLINE.get(name, {}))).rows
     assert rows[0].kind == "input"
     prep = [row for row in rows if row.kind == "preprocessing"]
     assert prep and all(row.params == 0 and row.macs == 0 for row in prep)
@@ -63,10 +64,15 @@ def test_table_serialises_for_json():
 @pytest.mark.parametrize("name, overrides", [
     ("lenet5", {}), ("lenet5", dict(width=0.5, pooling="max", input_size=40)), ("alexnet", {}),
     ("alexnet", dict(input_size=180, width=0.3)), ("vgg19", dict(input_size=64, width=0.25, weight_decay=0)),
-    ("keras-vgg19", dict(input_size=48)),
+    ("keras-vgg19", dict(input_size=48)), ("keras-mobilenetv2", dict(input_size=96)),
+    ("transfer", dict(base="resnet50", input_size=64, weights="random", units=32)),
 ])
 def test_table_without_building_equals_the_built_models(name, overrides):
-    assert layer_table(name, **overrides) == layer_table(build_model(name, **overrides))
+    def content(table):  # Keras numbers unnamed layers per thread (pooling_1, ...): compare all but names
+        return [(r.type, r.kind, r.output_shape, r.params, r.macs, r.receptive_field, r.effective_stride,
+                 r.trainable_params, len(r.inputs)) for r in table.rows]
+
+    assert content(layer_table(name, **overrides)) == content(layer_table(build_model(name, **overrides)))
 
 
 def test_table_without_building_explains_a_vanishing_map():
@@ -75,3 +81,22 @@ def test_table_without_building_explains_a_vanishing_map():
             layer_table("alexnet", input_size=size)
         with pytest.raises(ValueError, match=f"{layer}.*at least 163"):
             build_model("alexnet", input_size=size)
+
+
+def test_branched_networks_name_their_inputs_and_merge_receptive_fields():
+    table = layer_table("keras-resnet50")
+    rows = {row.name: row for row in table.rows}
+    assert not table.is_chain and table.weight_layers == 107 and table.longest_path() == 99
+    add = rows["conv2_block1_add"]
+    assert add.inputs == ("conv2_block1_0_bn", "conv2_block1_3_bn")   # the shortcut and the block
+    assert add.receptive_field == max(rows[name].receptive_field for name in add.inputs)
+    assert rows["predictions"].trainable_params == rows["predictions"].params == 2048 * 1000 + 1000
+    assert table.trainable_params == 25_583_592     # batch normalisation's running statistics are not trained
+
+
+def test_a_frozen_base_has_nothing_to_train():
+    table = layer_table("transfer", base="mobilenetv2", input_size=32, units=64)
+    trainable = [row.name for row in table.rows if row.trainable_params]
+    assert trainable == ["head_dense", "predictions"]
+    assert table.trainable_params == 1280 * 64 + 64 + 64 * 10 + 10
+

@@ -1,13 +1,16 @@
 """The registry of architectures and the one factory that builds them.
 
-An architecture is data: a builder that returns the paper's layers in order, plus what a learner
-wants to know about it. Pages, the command line and the tests all list architectures from
-`ARCHITECTURES`; adding an entry here is all it takes for a new network to appear everywhere.
+An architecture is data: a builder that returns the paper's layers in order (or, for networks
+with branches, builds them on a tensor), plus what a learner wants to know about it. Pages, the
+command line and the tests all list architectures from `ARCHITECTURES`; adding an entry here is
+all it takes for a new network to appear everywhere. Keras's ImageNet applications are registered
+as `keras-<name>` from their own table (`applications.py`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -15,7 +18,9 @@ import keras
 
 from . import preprocessing
 from .alexnet import alexnet
+from .applications import APPLICATIONS, IMAGENET_CLASSES, Application
 from .lenet import ACTIVATIONS, POOLING, lenet5
+from .transfer import transfer
 from .vgg import keras_vgg19, vgg19
 
 MAX_INPUT_SIZE = 512
@@ -58,14 +63,17 @@ class Architecture:
     dataset: str                # the dataset the lecture trains it on
     input_size: int             # the paper's (and lecture's) input side, in pixels
     min_input_size: int         # the smallest side at which no feature map vanishes
-    builder: Callable[..., list]
+    builder: Callable           # chain: (width, classes, **knobs) -> layers; graph: (x, config, load_weights) -> tensor
     fit: str                    # how raw images reach input_size: "pad" (LeNet) or "resize"
     labels: str                 # the lecture's label format: "one-hot" or "integer"
     lecture_sample: float       # fraction of the full dataset the lecture trains on
     knobs: tuple[Knob, ...] = ()
-    classifier: bool = True     # False for a feature extractor with no softmax to train
-    imagenet_inputs: bool = False  # Keras's ImageNet models want caffe-style inputs, not /255
+    trainable: bool = True      # False: the lab shows it and predicts with it, but does not train it
+    normalise: str = "rescale"  # pixel scaling before the network: /255, an ImageNet mode, or "none"
     depth: int = 0              # weight layers, as the papers count them
+    graph: bool = False         # True: builder works on a tensor (branches, Keras applications)
+    fixed_width: bool = False   # Keras's own networks cannot be scaled by `width`
+    application: str | None = None  # the Keras application it is, for keras-<name>
 
 
 ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in [
@@ -94,8 +102,41 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in [
         name="keras-vgg19", title="VGG19 (Keras Applications, no top)", year=2014, depth=16,
         paper="keras.applications.VGG19(include_top=False); Simonyan and Zisserman, 2014",
         dataset="cifar10", input_size=224, min_input_size=32, builder=keras_vgg19, fit="resize",
-        labels="integer", lecture_sample=0.1, classifier=False, imagenet_inputs=True),
+        labels="integer", lecture_sample=0.1, trainable=False, normalise="caffe", fixed_width=True),
+    Architecture(
+        name="transfer", title="Transfer learning (frozen ImageNet base + new head)", year=2014, depth=0,
+        paper="A Keras application's convolutional base, frozen, with a small new classifier trained on top",
+        dataset="cifar10", input_size=224, min_input_size=32, builder=transfer, fit="resize",
+        labels="integer", lecture_sample=0.1, normalise="none", graph=True, fixed_width=True,
+        knobs=(Knob("base", "vgg19", "the frozen convolutional base (VGG19 as in the lecture; mobilenetv2 is "
+                                     "about 50 times cheaper)", choices=tuple(APPLICATIONS)),
+               Knob("weights", "imagenet", "imagenet: the base's pretrained weights (downloaded once); random: "
+                                           "untrained, to see what pretraining is worth", choices=("imagenet", "random")),
+               Knob("units", 256, "units of the new hidden layer", range=(8, 4096)),
+               Knob("dropout", 0.5, "dropout rate before the new softmax; 0 turns it off", range=(0.0, 0.9)))),
 ]}
+
+
+def zoo_architecture(app: Application) -> str:
+    """The registry name of a Keras application with its top: keras-<name>, but keras-vgg19-top for
+    VGG19, whose keras-vgg19 is the lecture's feature extractor."""
+    return f"keras-{app.key}-top" if app.key == "vgg19" else f"keras-{app.key}"
+
+
+def _zoo_entry(app: Application) -> Architecture:
+    from .applications import build_application
+
+    return Architecture(
+        name=zoo_architecture(app), title=f"{app.name} (Keras Applications)", year=app.year, paper=app.paper,
+        dataset="imagenet", input_size=app.input_size, min_input_size=app.min_input_size, builder=build_application,
+        fit="resize", labels="integer", lecture_sample=1.0, trainable=False, normalise=app.preprocess,
+        depth=app.documented.depth, graph=True, fixed_width=True, application=app.key,
+        knobs=(Knob("weights", "random", "random: built with weights=None, as the table counts it; imagenet: "
+                                         "Keras's pretrained ImageNet weights (downloaded once)",
+                    choices=("random", "imagenet")),))
+
+
+ARCHITECTURES.update({zoo_architecture(app): _zoo_entry(app) for app in APPLICATIONS.values()})
 
 
 @dataclass(frozen=True)
@@ -118,22 +159,29 @@ class ModelConfig:
         from ..data import DATASETS  # the dataset registry knows image shapes and class counts
 
         arch = get_architecture(self.arch)
-        spec = DATASETS[arch.dataset]
+        spec = DATASETS.get(arch.dataset)  # None for ImageNet, which the lab does not hold
         input_size = arch.input_size if self.input_size is None else _check_size(arch, self.input_size)
         width = _check_width(self.width)
+        if arch.fixed_width and width != 1.0:
+            raise ValueError(f"{arch.name} is built by Keras with fixed widths: use width 1"
+                             f"{' (or vgg19 to scale the lecture' + chr(39) + 's network)' if arch.name == 'keras-vgg19' else ''}."
+                             f" Received: width={self.width}")
         known = {k.name: k for k in arch.knobs}
         unknown = sorted(set(self.knobs) - set(known))
         if unknown:
             allowed = ", ".join(known) or "none"
             raise ValueError(f"{arch.name} has no setting {unknown[0]!r}; its settings are: {allowed}.")
         knobs = {name: knob.check(arch.name, self.knobs.get(name, knob.default)) for name, knob in known.items()}
-        raw_shape = tuple(int(d) for d in (self.raw_shape or spec.image_shape))
+        raw_shape = tuple(int(d) for d in (self.raw_shape or (spec.image_shape if spec else (input_size, input_size, 3))))
         if len(raw_shape) != 3 or raw_shape[-1] not in (1, 3) or min(raw_shape) < 1:
             raise ValueError("Images must be (height, width, channels) with 1 or 3 channels. "
                              f"Received: raw_shape={self.raw_shape}")
-        if arch.imagenet_inputs and raw_shape[-1] != 3:
+        if arch.normalise != "rescale" and raw_shape[-1] != 3:
             raise ValueError(f"{arch.name} takes colour images (3 channels). Received: raw_shape={raw_shape}")
-        classes = spec.num_classes if self.classes is None else int(self.classes)
+        if arch.application:  # the documented ImageNet classifier: always its 1,000 classes
+            classes = IMAGENET_CLASSES
+        else:
+            classes = spec.num_classes if self.classes is None else int(self.classes)
         if classes < 2:
             raise ValueError(f"A classifier needs at least 2 classes. Received: classes={self.classes}")
         return dataclasses.replace(self, input_size=input_size, width=width, knobs=knobs,
@@ -161,34 +209,70 @@ def get_architecture(name: str) -> Architecture:
         raise ValueError(f"Unknown architecture {name!r}. Choose one of: {', '.join(ARCHITECTURES)}.") from None
 
 
-def build_model(config: ModelConfig | str, **overrides) -> keras.Model:
+def build_model(config: ModelConfig | str, *, load_weights: bool = True, **overrides) -> keras.Model:
     """Build an architecture by name: raw images in, class probabilities (or features) out.
 
     `build_model("lenet5")` is the lecture's LeNet-5; `build_model("vgg19", input_size=64,
     width=0.25)` a VGG19 small enough for a laptop. Keyword overrides fill a ModelConfig.
+    `load_weights=False` skips any pretrained weights file a `weights="imagenet"` knob asks for
+    (for shapes and counts only).
     """
-    config, chain = model_layers(config, **overrides)
+    config = as_config(config, **overrides)
+    arch = get_architecture(config.arch)
     inputs = keras.Input(config.raw_shape, name="image")  # raw pixels, 0-255
     x = inputs
-    for layer in chain:
-        x = checked(config, layer, layer, x, x.shape)
+    for layer in preprocessing.fit_to_size(config.raw_shape, config.input_size, arch.fit) + \
+            preprocessing.normalise(arch.normalise):
+        x = layer(x)
+    if arch.graph:
+        x = arch.builder(x, config, load_weights)
+    else:
+        for layer in arch.builder(width=config.width, classes=config.classes, **config.knobs):
+            x = checked(config, layer, layer, x, x.shape)
     return keras.Model(inputs, x, name=config.arch)
 
 
-def model_layers(config: ModelConfig | str, **overrides) -> tuple[ModelConfig, list[keras.layers.Layer]]:
-    """The resolved configuration and the model's layers in order, preprocessing first, not yet built.
+def build_without_weights(config: ModelConfig | str, **overrides) -> keras.Model:
+    """The model's layers, shapes and weight counts, with no memory for the weights themselves;
+    for reading (the layer table, counts), not for running. See `without_weights`."""
+    return without_weights(lambda: build_model(config, load_weights=False, **overrides))
 
-    Every cnnlab network is a chain; the layer table walks this list without allocating weights.
+
+def without_weights(build: Callable[[], keras.Model]) -> keras.Model:
+    """Run `build` so that Keras creates every layer and its variables' shapes but no values.
+
+    Keras defers variables' values inside `keras.StatelessScope(initialize_variables=False)`
+    (VGG19 with its top: 0 bytes instead of 575 MB, and NASNetLarge builds three times faster).
+    The deferred variables are listed in Keras's per-thread state, so the build runs on a thread of
+    its own: that list ends with the thread and nothing can initialise them later.
     """
+    result: dict = {}
+
+    def run():
+        try:
+            with keras.StatelessScope(initialize_variables=False):
+                result["model"] = build()
+        except BaseException as error:  # handed to the caller's thread
+            result["error"] = error
+
+    worker = threading.Thread(target=run, name="cnnlab-shapes")
+    worker.start()
+    worker.join()
+    if "error" in result:
+        raise result["error"]
+    return result["model"]
+
+
+def as_config(config: ModelConfig | str, **overrides) -> ModelConfig:
+    """A resolved ModelConfig from a config or an architecture name plus keyword overrides;
+    overrides that are not ModelConfig fields are the architecture's knobs."""
     if isinstance(config, str):
         top = {f.name for f in dataclasses.fields(ModelConfig)}
         knobs = {k: overrides.pop(k) for k in list(overrides) if k not in top}
         config = ModelConfig(config, knobs=knobs, **overrides)
-    config = config.resolved()
-    arch = get_architecture(config.arch)
-    prep = preprocessing.fit_to_size(config.raw_shape, config.input_size, arch.fit)
-    prep.append(preprocessing.imagenet_caffe() if arch.imagenet_inputs else preprocessing.rescale())
-    return config, prep + arch.builder(width=config.width, classes=config.classes, **config.knobs)
+    elif overrides:
+        config = dataclasses.replace(config, **overrides)
+    return config.resolved()
 
 
 def checked(config: ModelConfig, layer, step, value, input_shape):
@@ -234,5 +318,5 @@ def _check_width(value) -> float:
     return number
 
 
-__all__ = ["ARCHITECTURES", "Architecture", "Knob", "ModelConfig", "build_model", "get_architecture",
-           "model_layers", "checked", "MAX_INPUT_SIZE"]
+__all__ = ["ARCHITECTURES", "Architecture", "Knob", "ModelConfig", "build_model", "build_without_weights",
+           "without_weights", "as_config", "zoo_architecture", "get_architecture", "checked", "MAX_INPUT_SIZE"]

@@ -14,20 +14,41 @@ from keras import layers, ops
 
 PREFIX = "prep_"
 
-# Keras VGG19's ImageNet weights expect "caffe" inputs: BGR channel order, ImageNet mean removed.
-_IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
+# What each Keras application's preprocess_input does to RGB pixels in 0-255 (keras.applications.imagenet_utils).
+IMAGENET_MODES = ("caffe", "tf", "torch")
+_CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+_TORCH_MEAN, _TORCH_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 @keras.saving.register_keras_serializable(package="cnnlab")
-class ImageNetCaffePreprocess(layers.Layer):
-    """RGB 0-255 -> BGR with the ImageNet mean subtracted, as `keras.applications.vgg19.preprocess_input`."""
+class ImageNetPreprocess(layers.Layer):
+    """`keras.applications.<model>.preprocess_input`, as a layer.
+
+    mode "caffe" (VGG, ResNet): RGB -> BGR, ImageNet mean subtracted, no scaling.
+    mode "tf" (Inception, Xception, MobileNet, ResNetV2, NASNet): scaled to [-1, 1].
+    mode "torch" (DenseNet): scaled to [0, 1], then standardised per channel.
+    """
+
+    def __init__(self, mode: str = "caffe", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in IMAGENET_MODES:
+            raise ValueError(f"mode must be one of {', '.join(IMAGENET_MODES)}. Received: mode={mode!r}")
+        self.mode = mode
 
     def call(self, inputs):
-        bgr = ops.flip(ops.cast(inputs, self.compute_dtype), axis=-1)
-        return bgr - ops.convert_to_tensor(_IMAGENET_BGR_MEAN, dtype=self.compute_dtype)
+        x = ops.cast(inputs, self.compute_dtype)
+        if self.mode == "tf":
+            return x / 127.5 - 1.0
+        if self.mode == "torch":
+            return (x / 255.0 - ops.convert_to_tensor(_TORCH_MEAN, self.compute_dtype)) / ops.convert_to_tensor(
+                _TORCH_STD, self.compute_dtype)
+        return ops.flip(x, axis=-1) - ops.convert_to_tensor(_CAFFE_BGR_MEAN, dtype=self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    def get_config(self):
+        return super().get_config() | {"mode": self.mode}
 
 
 def fit_to_size(raw_shape: tuple[int, int, int], input_size: int, method: str) -> list[layers.Layer]:
@@ -52,8 +73,14 @@ def rescale() -> layers.Layer:
     return layers.Rescaling(1.0 / 255, name=PREFIX + "rescale")
 
 
-def imagenet_caffe() -> layers.Layer:
-    return ImageNetCaffePreprocess(name=PREFIX + "imagenet")
+def normalise(mode: str) -> list[layers.Layer]:
+    """The pixel scaling a network expects: "rescale" (/255, the lecture's), an ImageNet mode, or
+    "none" for networks that scale inside themselves (EfficientNet)."""
+    if mode == "rescale":
+        return [rescale()]
+    if mode == "none":
+        return []
+    return [ImageNetPreprocess(mode, name=PREFIX + "imagenet")]
 
 
 def is_preprocessing(layer: layers.Layer) -> bool:

@@ -64,14 +64,11 @@ def keras_vgg19(*, width: float = 1.0, classes: int = 10) -> list[layers.Layer]:
 
     Built with random weights (no download) from Keras's own layer configurations, so its table is exactly
     Keras's: 20,024,384 parameters at any input size. It has no classifier, so `classes` is
-    unused, and Keras's layers have fixed widths, so `width` must be 1.
+    unused, and Keras's layers have fixed widths (the registry accepts only width 1).
 
     Returns:
         The convolution blocks, in order, after preprocessing.
     """
-    if width != 1.0:
-        raise ValueError("keras-vgg19 is Keras's own VGG19 and has fixed widths: use width 1 "
-                         f"(or vgg19 to scale the lecture's network). Received: width={width}")
     return [cls.from_config(copy.deepcopy(config)) for cls, config in _keras_vgg19_configs()]
 
 
