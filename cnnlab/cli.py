@@ -168,6 +168,10 @@ class ProgressBar:
                           f"{p.step}/{p.steps}  loss {p.loss:.4f}  acc {p.accuracy:.4f}  ETA {_clock(p.eta)} ")
         self.stream.flush()
 
+    def on_note(self, text: str) -> None:
+        self.stream.write(f"\r{text}" + (" " * 8 if self.live else "\n"))
+        self.stream.flush()
+
     def on_epoch(self, p) -> None:
         self.stream.write(f"\repoch {p.epoch}/{p.epochs}  loss {p.loss:.4f}  acc {p.accuracy:.4f}  "
                           f"val_loss {p.val_loss:.4f}  val_acc {p.val_accuracy:.4f}  {_clock(p.elapsed)} elapsed"

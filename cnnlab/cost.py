@@ -4,6 +4,9 @@ Memory: the loaded runtime, the weights with their gradients and optimizer slots
 a batch keeps for the backward pass, and the raw dataset. Time: the layer table's
 multiply-accumulates (a training step costs about three forward passes) at the speed this
 machine measured for a convolution, plus a fixed cost per step.
+
+Transfer learning splits the network: its frozen base only runs forward, once per image (its
+features are then cached), and only the small head trains in every epoch.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .architectures.transfer import HEAD
+from .features import BATCH as FEATURE_BATCH
 from .layer_table import layer_table
 from .training import RECIPES, TrainConfig
 
@@ -30,7 +35,8 @@ class CostEstimate:
     peak_bytes: int
     seconds_per_epoch: float
     steps_per_epoch: int
-    breakdown: dict              # bytes by part (runtime, weights, activations, data), and images_per_epoch
+    breakdown: dict              # bytes by part (runtime, weights, activations, data, features), and images_per_epoch
+    once_seconds: float = 0.0    # before the first epoch: a frozen base computing every image's features
 
 
 def estimate_cost(config: TrainConfig, n_train: int, n_test: int = 0,
@@ -38,22 +44,30 @@ def estimate_cost(config: TrainConfig, n_train: int, n_test: int = 0,
     """Peak memory and seconds per epoch for a resolved or unresolved TrainConfig on n_train images."""
     config = config.resolved()
     table = layer_table(config.model)
+    frozen = [r for r in table.rows if config.model.arch == "transfer" and r.name not in HEAD]
+    trained = [r for r in table.rows if r not in frozen]
     micro = config.batch_size // config.accumulation_steps
     slots = {"adam": 2, "sgd": 1}[RECIPES[config.recipe].optimizer]
-    weight_bytes = table.total_params * FLOAT * (2 + slots + (config.accumulation_steps > 1))
-    activation_bytes = micro * table.total_activations * FLOAT * ACTIVATION_COPIES
+    weight_bytes = (sum(r.params for r in trained) * FLOAT * (2 + slots + (config.accumulation_steps > 1))
+                    + sum(r.params for r in frozen) * FLOAT)
+    activation_bytes = micro * sum(r.activations for r in trained) * FLOAT * ACTIVATION_COPIES
+    if frozen:  # a forward pass keeps about two layers' outputs alive at a time
+        largest = sorted((r.activations for r in frozen), reverse=True)[:2]
+        activation_bytes += FEATURE_BATCH * sum(largest) * FLOAT
+    feature_bytes = (n_train + n_test) * frozen[-1].activations * FLOAT if frozen else 0
     data_bytes = (n_train + n_test) * math.prod(table.input_shape)
-    peak = RUNTIME_BYTES + weight_bytes + activation_bytes + data_bytes
+    peak = RUNTIME_BYTES + weight_bytes + activation_bytes + data_bytes + feature_bytes
 
     steps = math.ceil(n_train / micro)
     if config.steps_per_epoch:
         steps = min(steps, config.steps_per_epoch * config.accumulation_steps)
     images = min(n_train, steps * micro)
     speed = macs_per_second or measured_macs_per_second()
-    seconds = steps * STEP_OVERHEAD_S + (images * BACKWARD_FACTOR + n_test) * table.total_macs / speed
+    seconds = steps * STEP_OVERHEAD_S + (images * BACKWARD_FACTOR + n_test) * sum(r.macs for r in trained) / speed
+    once = (n_train + n_test) * sum(r.macs for r in frozen) / speed
     return CostEstimate(int(peak), seconds, steps,
                         {"runtime": RUNTIME_BYTES, "weights": weight_bytes, "activations": activation_bytes,
-                         "data": data_bytes, "images_per_epoch": images})
+                         "data": data_bytes, "features": feature_bytes, "images_per_epoch": images}, once)
 
 
 @functools.cache

@@ -40,6 +40,7 @@ class BackgroundRun:
         self.error: str | None = None
         self.stop_reason: str | None = None
         self.collapse: Collapse | None = None
+        self.note: str | None = None          # the latest thing the run said before or besides its batches
         self.started: float | None = None
         self.finished: float | None = None
         self._stop = threading.Event()
@@ -63,6 +64,9 @@ class BackgroundRun:
     def on_epoch(self, progress: Progress) -> None:
         self.progress = progress
         self.epochs.append(progress)
+
+    def on_note(self, text: str) -> None:
+        self.note = text
 
     def _train(self, max_seconds: float) -> None:
         self._max_seconds = max_seconds

@@ -22,7 +22,10 @@ import keras
 import numpy as np
 
 from .architectures import ModelConfig, build_model, get_architecture
+from .architectures.transfer import HEAD, head_layers
 from .data import Dataset, check_fraction, load_dataset
+from .features import Stopped, base_features
+from .pretrained import WeightsUnavailable
 
 
 @dataclass(frozen=True)
@@ -67,9 +70,9 @@ class TrainConfig:
 
     def resolved(self) -> "TrainConfig":
         arch = get_architecture(self.model.arch)
-        if not arch.classifier:
-            raise ValueError(f"{arch.name} is a feature extractor with no classifier to train; "
-                             "train lenet5, alexnet or vgg19.")
+        if not arch.trainable:
+            raise ValueError(f"{arch.name} is shown and used for predictions here, not trained; train "
+                             "lenet5, alexnet or vgg19, or transfer to train a new head on a pretrained base.")
         recipe = get_recipe(self.recipe)
         epochs = _whole(self.epochs if self.epochs is not None else recipe.epochs, "epochs", 1, 1000)
         batch = _whole(self.batch_size if self.batch_size is not None else recipe.batch_size, "batch_size", 1, 4096)
@@ -118,6 +121,7 @@ class Progress:
 class Listener(Protocol):
     def on_batch(self, progress: Progress) -> None: ...
     def on_epoch(self, progress: Progress) -> None: ...
+    def on_note(self, text: str) -> None: ...   # what the run does before its first batch, or had to change
 
 
 @dataclass
@@ -151,6 +155,7 @@ class Run:
     test_loss: float | None = None
     test_accuracy: float | None = None
     test_predictions: np.ndarray | None = None  # predicted class of every test image, from the last evaluation
+    notes: list[str] = field(default_factory=list)  # what the learner should know about how it ran
 
     @property
     def epochs_completed(self) -> int:
@@ -159,7 +164,7 @@ class Run:
     def summary(self) -> dict:
         return {"arch": self.config.model.arch, "test_accuracy": self.test_accuracy, "test_loss": self.test_loss,
                 "epochs": self.epochs_completed, "train_seconds": round(self.train_seconds, 3),
-                "stopped": self.stopped, "images_per_second": self._images_per_second()}
+                "stopped": self.stopped, "images_per_second": self._images_per_second(), "notes": self.notes}
 
     def _images_per_second(self) -> float | None:
         seen = self.history.batches[-1]["seen"] if self.history.batches else 0
@@ -189,7 +194,6 @@ def train(config: TrainConfig, listener: Listener | None = None, stop: threading
     weights and history so far. `data` skips loading (the app loads each dataset once).
     """
     config = config.resolved()
-    arch = get_architecture(config.model.arch)
     if data is None:
         data = load_dataset(config.dataset, config.source, config.data_path)
     data = data.sample(config.sample, seed=config.seed)
@@ -197,32 +201,95 @@ def train(config: TrainConfig, listener: Listener | None = None, stop: threading
     keras.utils.set_random_seed(config.seed)
     model_config = dataclasses.replace(config.model, raw_shape=data.image_shape, classes=data.num_classes)
     config = dataclasses.replace(config, model=model_config.resolved())
-    model = build_model(config.model)
+    notes = []
+    try:
+        model = build_model(config.model)
+    except WeightsUnavailable as missing:  # offline: a random base still shows the whole method
+        if config.model.arch != "transfer":
+            raise
+        config = _with_knob(config, "weights", "random")
+        notes.append(f"{missing} Training goes on with a random base instead, so expect a low accuracy: its "
+                     "features are random projections of the pixels, not the shapes ImageNet taught it. Measured on "
+                     "the bundled sample at 32 pixels: a random VGG19 base reaches about 34% after 5 epochs; a random "
+                     "MobileNetV2 stays at chance (10%), because its batch normalisations were never fitted and its "
+                     "signal fades to almost nothing on the way through.")
+        keras.utils.set_random_seed(config.seed)
+        model = build_model(config.model)
+    stop = stop or threading.Event()
+    for note in notes:
+        _note(listener, note)
+    run = Run(config, model, History(), data.class_names,
+              {"name": data.name, "source": data.source, "image_shape": list(data.image_shape),
+               "n_train": int(len(data.x_train)), "n_test": int(len(data.x_test))}, notes=notes)
+    if config.model.arch == "transfer":
+        try:
+            x_train, x_test, trained = _transfer_inputs(run, data, listener, stop)
+        except Stopped:
+            run.stopped = True
+            return run
+    else:
+        x_train, x_test, trained = data.x_train, data.x_test, model
+    arch = get_architecture(config.model.arch)
     one_hot = arch.labels == "one-hot"  # LeNet's lecture code one-hot encodes and uses categorical CE
-    model.compile(optimizer=make_optimizer(config),
-                  loss="categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    trained.compile(optimizer=make_optimizer(config),
+                    loss="categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy",
+                    metrics=["accuracy"])
     y_train = keras.utils.to_categorical(data.y_train, data.num_classes) if one_hot else data.y_train
 
     micro_batch = config.batch_size // config.accumulation_steps
     full_steps = math.ceil(len(data.x_train) / micro_batch)
     steps = full_steps if config.steps_per_epoch is None else min(full_steps, config.steps_per_epoch * config.accumulation_steps)
-    run = Run(config, model, History(), data.class_names,
-              {"name": data.name, "source": data.source, "image_shape": list(data.image_shape),
-               "n_train": int(len(data.x_train)), "n_test": int(len(data.x_test))})
-    bridge = _Bridge(run, listener, stop or threading.Event(), steps, micro_batch, len(data.x_train),
-                     (data.x_test, data.y_test))
+    bridge = _Bridge(run, listener, stop, steps, micro_batch, len(data.x_train), (x_test, data.y_test))
     start = time.perf_counter()
-    model.fit(data.x_train, y_train, batch_size=micro_batch, epochs=config.epochs,
-              steps_per_epoch=steps if steps < full_steps else None, shuffle=True, verbose=0, callbacks=[bridge])
+    trained.fit(x_train, y_train, batch_size=micro_batch, epochs=config.epochs,
+                steps_per_epoch=steps if steps < full_steps else None, shuffle=True, verbose=0, callbacks=[bridge])
     run.train_seconds = time.perf_counter() - start
     run.stopped = bridge.stopped
+    if trained is not model:  # the new head learnt on cached features: give its weights to the whole network
+        for name in HEAD:
+            model.get_layer(name).set_weights(trained.get_layer(name).get_weights())
     if bridge.last_evaluation is not None and not run.stopped:
         run.test_loss, run.test_accuracy, run.test_predictions = bridge.last_evaluation
     elif evaluate_when_stopped:
         run.test_loss, run.test_accuracy, run.test_predictions = evaluate_predictions(
-            model, data.x_test, data.y_test, micro_batch)
+            trained, x_test, data.y_test, micro_batch)
     return run
+
+
+def _transfer_inputs(run: Run, data: Dataset, listener, stop) -> tuple[np.ndarray, np.ndarray, keras.Model]:
+    """The frozen base's features of the train and test images (computed once, then cached), and
+    a model of the new head alone that trains on them."""
+    config, model = run.config, run.model
+    features = model.get_layer(HEAD[0]).input
+    extractor = keras.Model(model.input, features)
+    knobs = config.model.knobs
+    key = (knobs["base"], knobs["weights"], config.model.input_size,
+           config.seed if knobs["weights"] == "random" else None)
+    total = len(data.x_train) + len(data.x_test)
+
+    def report(offset):
+        def progress(done, _):
+            if (offset + done) % 640 < 64 or offset + done == total:
+                _note(listener, f"The frozen {knobs['base']} base computes each image's features once: "
+                                f"{offset + done:,}/{total:,} images")
+        return progress
+
+    x_train = base_features(extractor, data.x_train, key, report(0), stop)
+    x_test = base_features(extractor, data.x_test, key, report(len(data.x_train)), stop)
+    keras.utils.set_random_seed(config.seed)
+    head = keras.Sequential([keras.Input(tuple(features.shape[1:])), *head_layers(config.model)], name="head")
+    head.get_layer(HEAD[0]).adapt(x_train)  # each feature's mean and variance over the training images
+    return x_train, x_test, head
+
+
+def _with_knob(config: TrainConfig, name: str, value) -> TrainConfig:
+    model = dataclasses.replace(config.model, knobs={**config.model.knobs, name: value})
+    return dataclasses.replace(config, model=model.resolved())
+
+
+def _note(listener, text: str) -> None:
+    if listener is not None:
+        listener.on_note(text)
 
 
 def save_run(run: Run, out_dir: str | Path) -> Path:
