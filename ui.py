@@ -12,6 +12,7 @@ import os
 import streamlit as st
 
 import cnnlab
+import cnnlab.zoo
 from cnnlab.runner import FINISHED, BackgroundRun, PoolSettings, TrainingPool
 
 
@@ -40,7 +41,7 @@ _keep_keras_state_between_reruns()
 PAGES = (("streamlit_app.py", "Home", "🏠"), ("pages/1_Architecture.py", "Architecture", "🧱"),
          ("pages/2_Data.py", "Data", "🖼️"), ("pages/3_Train.py", "Train", "📈"), ("pages/4_Predict.py", "Predict", "🔍"),
          ("pages/5_Evaluate.py", "Evaluate", "🧮"), ("pages/6_Inside.py", "Inside", "🔬"),
-         ("pages/7_Your_image.py", "Your image", "✏️"))
+         ("pages/7_Your_image.py", "Your image", "✏️"), ("pages/8_Zoo.py", "Zoo", "🦒"))
 
 
 def page(title: str) -> None:
@@ -73,6 +74,26 @@ def training_pool() -> TrainingPool:
     return TrainingPool(PoolSettings(
         max_concurrent=int(os.environ.get("CNNLAB_MAX_CONCURRENT_RUNS", "1")),
         max_run_seconds=float(os.environ.get("CNNLAB_MAX_RUN_MINUTES", "30")) * 60))
+
+
+def knob_inputs(arch: cnnlab.Architecture, key: str) -> dict:
+    """A widget per architecture knob, in the sidebar section the page opened; their values by name."""
+    knobs = {}
+    for knob in arch.knobs:
+        widget_key = f"{key}-{arch.name}-{knob.name}"
+        if knob.choices:
+            knobs[knob.name] = st.selectbox(knob.name, knob.choices, index=knob.choices.index(knob.default),
+                                            help=knob.help, key=widget_key)
+        else:
+            knobs[knob.name] = st.number_input(knob.name, min_value=float(knob.range[0]), max_value=float(knob.range[1]),
+                                               value=float(knob.default), help=knob.help, key=widget_key, format="%g")
+    return knobs
+
+
+@st.cache_resource(max_entries=1, show_spinner="Loading the pretrained network (once for everyone)...")
+def pretrained(key: str):
+    """One pretrained ImageNet network at a time for the whole server: they weigh 14 to 549 MB."""
+    return cnnlab.zoo.load_pretrained(key)
 
 
 def runs() -> list[BackgroundRun]:
@@ -193,6 +214,8 @@ def run_label(run: BackgroundRun) -> str:
 
 
 def duration(seconds: float) -> str:
+    if seconds < 1:
+        return "under 1 s"
     minutes, seconds = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"

@@ -5,6 +5,8 @@ Figures only; the page decides where they go.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 
 import numpy as np
@@ -119,3 +121,29 @@ def tile(images: np.ndarray, columns: int = 8, scale: int = 1, gap: int = 1) -> 
         big = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
         sheet[r * cell_h: r * cell_h + h * scale, c * cell_w: c * cell_w + w * scale] = big
     return (sheet * 255).astype(np.uint8)
+
+
+def zoo_scatter(rows: Sequence[dict], x: str, x_title: str) -> go.Figure:
+    """ImageNet top-1 accuracy against a cost (parameters, time), one labelled point per model, log x axis."""
+    shown = sorted((r for r in rows if r.get(x) is not None), key=lambda r: r[x])
+    low, high = (math.log10(min(r[x] for r in shown)), math.log10(max(r[x] for r in shown))) if shown else (0, 1)
+    fig = go.Figure(go.Scatter(
+        x=[r[x] for r in shown], y=[r["top1"] for r in shown], mode="markers+text", text=[r["model"] for r in shown],
+        textposition=["top center" if i % 2 else "bottom center" for i in range(len(shown))],  # neighbours alternate
+        textfont=dict(size=10), marker=dict(size=9, color=PALETTE[0]),
+        hovertemplate="%{text}<br>" + x_title + ": %{x}<br>top-1: %{y}%<extra></extra>"))
+    pad = 0.08 * (high - low or 1)
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
+                      xaxis=dict(type="log", title=x_title, range=[low - pad, high + pad]),
+                      yaxis=dict(title="ImageNet top-1 accuracy (%)"))
+    return fig
+
+
+def top_classes_bars(classes: Sequence[tuple[str, float]]) -> go.Figure:
+    """Horizontal bars for a model's most likely classes, the most likely on top."""
+    names, probabilities = [c for c, _ in classes][::-1], [p for _, p in classes][::-1]
+    fig = go.Figure(go.Bar(x=probabilities, y=names, orientation="h", marker_color=PALETTE[0],
+                           text=[f"{p:.1%}" for p in probabilities], textposition="outside"))
+    fig.update_layout(height=60 + 40 * len(names), margin=dict(l=10, r=10, t=10, b=10),
+                      xaxis=dict(range=[0, 1.15], title="probability"))
+    return fig

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="cnnlab", description="CNN Lab: LeNet-5, AlexNet and VGG19 from the lecture.")
+    parser = _Parser(prog="cnnlab", description="CNN Lab: LeNet-5, AlexNet and VGG19 from the lecture, and Keras's pretrained models.")
     commands = parser.add_subparsers(required=True, parser_class=_Parser, metavar="COMMAND")
 
     summary = commands.add_parser("summary", help="the layer table of an architecture")
@@ -111,18 +111,26 @@ def _summary(args) -> int:
 
 
 def format_table(table) -> str:
-    header = ("layer", "type", "output shape", "params", "MACs", "RF", "stride")
+    """The layer table as text; networks with branches get a column naming each layer's inputs."""
+    header = ("layer", "type", "output shape", "params", "MACs", "RF", "stride") + (
+        () if table.is_chain else ("inputs",))
     rows = [header] + [
         (r.name + (" *" if r.kind == "preprocessing" else ""), r.type, str(r.output_shape), f"{r.params:,}",
          f"{r.macs:,}", "" if r.receptive_field is None else str(r.receptive_field),
-         "" if r.effective_stride is None else str(r.effective_stride))
+         "" if r.effective_stride is None else str(r.effective_stride)) + (() if table.is_chain else (", ".join(r.inputs),))
         for r in table.rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-             for row in rows]
-    lines.insert(1, "-" * len(lines[0]))
-    lines += ["-" * len(lines[0]), f"{table.arch}: {table.total_params:,} parameters, {table.total_macs:,} MACs "
-              f"per image. * preprocessing inside the model; RF: receptive field in input pixels."]
+    lines = ["  ".join(cell.ljust(w) if i < 3 or i == 7 else cell.rjust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows]
+    rule = "-" * max(map(len, lines))
+    lines.insert(1, rule)
+    frozen = table.total_params - table.trainable_params
+    lines += [rule, f"{table.arch}: {table.total_params:,} parameters"
+              + (f" ({frozen:,} not trained: frozen or running statistics)" if frozen else "")
+              + f", {table.total_macs:,} MACs per image"
+              + ("" if table.is_chain else f", {table.weight_layers} layers with weights, "
+                 f"{table.longest_path()} on the longest path")
+              + ". * preprocessing inside the model; RF: receptive field in input pixels."]
     return "\n".join(lines)
 
 
@@ -168,8 +176,11 @@ class ProgressBar:
                           f"{p.step}/{p.steps}  loss {p.loss:.4f}  acc {p.accuracy:.4f}  ETA {_clock(p.eta)} ")
         self.stream.flush()
 
-    def on_note(self, text: str) -> None:
-        self.stream.write(f"\r{text}" + (" " * 8 if self.live else "\n"))
+    def on_note(self, text: str, lasting: bool = True) -> None:
+        if lasting:
+            self.stream.write(f"\r{text}\n")
+        elif self.live:
+            self.stream.write(f"\r{text[0].upper() + text[1:]}" + " " * 8)
         self.stream.flush()
 
     def on_epoch(self, p) -> None:

@@ -85,3 +85,13 @@ def measured_macs_per_second() -> float:
         ops.convert_to_numpy(ops.conv(x, kernel, padding="same"))
         best = min(best, time.perf_counter() - start)
     return macs / best
+
+
+def check_fits(cost: CostEstimate) -> None:
+    """Refuse, with what to change, a run whose estimate is more than this process may still use;
+    the runtime is already loaded, so only the rest of the estimate has to fit."""
+    from . import memory
+
+    memory.require(cost.peak_bytes - cost.breakdown["runtime"], "This run",
+                   "Choose a smaller input size or width, a smaller batch (gradient accumulation keeps the same "
+                   "update with less memory), a smaller sample, or for transfer learning a lighter base.")

@@ -236,13 +236,22 @@ class PreprocessingStep:
         return int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
 
 
+_SCALING = {  # how each network family wants its pixels, and why
+    "rescale": ("/255", "pixels in [0, 1]: gentler gradients than 0-255"),
+    "caffe": ("ImageNet caffe", "RGB to BGR, minus the ImageNet mean pixel, as the pretrained weights expect"),
+    "tf": ("scale to [-1, 1]", "x / 127.5 - 1, as the pretrained weights expect"),
+    "torch": ("ImageNet torch", "/255, then minus ImageNet's mean and divided by its spread, per channel"),
+    "none": None,  # EfficientNet scales pixels in its own first layers
+}
+
+
 def preprocessing_steps(model_config, n_images: int) -> list[PreprocessingStep]:
     """The lecture's preprocessing for a model, step by step, with the array's shape after each.
 
     The lecture applies these to the whole array up front; cnnlab's models do the image steps
     in their own layers, per batch (see architectures.preprocessing).
     """
-    from .architectures import get_architecture
+    from .architectures import get_architecture, pixel_scaling
 
     config = model_config.resolved()
     arch = get_architecture(config.arch)
@@ -261,10 +270,9 @@ def preprocessing_steps(model_config, n_images: int) -> list[PreprocessingStep]:
     if grey:
         shape = shape + (1,)
         steps.append(PreprocessingStep("add a channel", shape, steps[-1].dtype, "Conv2D wants (height, width, channels)"))
-    if arch.imagenet_inputs:
-        steps.append(PreprocessingStep("ImageNet caffe", shape, "float32", "RGB to BGR, minus the ImageNet mean pixel"))
-    else:
-        steps.append(PreprocessingStep("/255", shape, "float32", "pixels in [0, 1]: gentler gradients than 0-255"))
+    step = _SCALING[pixel_scaling(config)]
+    if step is not None:
+        steps.append(PreprocessingStep(step[0], shape, "float32", step[1]))
     if arch.labels == "one-hot":
         steps.append(PreprocessingStep("one-hot labels", (n_images, config.classes), "float32",
                                        "categorical cross-entropy compares against a 0/1 vector"))

@@ -13,6 +13,8 @@ import json
 import os
 import tempfile
 import threading
+import urllib.error
+import urllib.parse
 import urllib.request
 from functools import cache
 from pathlib import Path
@@ -46,6 +48,9 @@ def weights_path(app: Application, top: bool = True) -> Path:
         if not path.is_file():
             try:
                 _download(file, path)
+            except urllib.error.URLError as problem:  # no network, no name server, refused, timed out
+                reason = f"no connection to {urllib.parse.urlsplit(file.url).netloc} ({problem.reason})"
+                raise WeightsUnavailable(missing_message(app, top, reason)) from None
             except (OSError, ValueError) as problem:
                 raise WeightsUnavailable(missing_message(app, top, problem)) from None
     return path

@@ -40,7 +40,8 @@ class BackgroundRun:
         self.error: str | None = None
         self.stop_reason: str | None = None
         self.collapse: Collapse | None = None
-        self.note: str | None = None          # the latest thing the run said before or besides its batches
+        self.notes: list[str] = []            # what the learner should read about this run
+        self.status_text: str | None = None   # what it is doing before its first batch
         self.started: float | None = None
         self.finished: float | None = None
         self._stop = threading.Event()
@@ -65,8 +66,11 @@ class BackgroundRun:
         self.progress = progress
         self.epochs.append(progress)
 
-    def on_note(self, text: str) -> None:
-        self.note = text
+    def on_note(self, text: str, lasting: bool = True) -> None:
+        if lasting:
+            self.notes.append(text)
+        else:
+            self.status_text = text
 
     def _train(self, max_seconds: float) -> None:
         self._max_seconds = max_seconds

@@ -71,8 +71,10 @@ class TrainConfig:
     def resolved(self) -> "TrainConfig":
         arch = get_architecture(self.model.arch)
         if not arch.trainable:
-            raise ValueError(f"{arch.name} is shown and used for predictions here, not trained; train "
-                             "lenet5, alexnet or vgg19, or transfer to train a new head on a pretrained base.")
+            what = ("Keras's ImageNet classifier, shown and used for photos here, not trained" if arch.application
+                    else "a feature extractor with no classifier to train")
+            raise ValueError(f"{arch.name} is {what}; train lenet5, alexnet or vgg19, or transfer (a new head on "
+                             "a frozen pretrained base).")
         recipe = get_recipe(self.recipe)
         epochs = _whole(self.epochs if self.epochs is not None else recipe.epochs, "epochs", 1, 1000)
         batch = _whole(self.batch_size if self.batch_size is not None else recipe.batch_size, "batch_size", 1, 4096)
@@ -121,7 +123,9 @@ class Progress:
 class Listener(Protocol):
     def on_batch(self, progress: Progress) -> None: ...
     def on_epoch(self, progress: Progress) -> None: ...
-    def on_note(self, text: str) -> None: ...   # what the run does before its first batch, or had to change
+    def on_note(self, text: str, lasting: bool = True) -> None: ...
+    # lasting: what the learner should keep reading (the run had to change something); otherwise
+    # a passing status, such as the features computed so far, replaced by the next one
 
 
 @dataclass
@@ -248,6 +252,7 @@ def train(config: TrainConfig, listener: Listener | None = None, stop: threading
     if trained is not model:  # the new head learnt on cached features: give its weights to the whole network
         for name in HEAD:
             model.get_layer(name).set_weights(trained.get_layer(name).get_weights())
+        model.get_layer(HEAD[0]).finalize_state()  # the normalisation reads its mean and variance from its weights
     if bridge.last_evaluation is not None and not run.stopped:
         run.test_loss, run.test_accuracy, run.test_predictions = bridge.last_evaluation
     elif evaluate_when_stopped:
@@ -270,8 +275,8 @@ def _transfer_inputs(run: Run, data: Dataset, listener, stop) -> tuple[np.ndarra
     def report(offset):
         def progress(done, _):
             if (offset + done) % 640 < 64 or offset + done == total:
-                _note(listener, f"The frozen {knobs['base']} base computes each image's features once: "
-                                f"{offset + done:,}/{total:,} images")
+                _note(listener, f"the frozen {knobs['base']} base computes each image's features once: "
+                                f"{offset + done:,}/{total:,} images", lasting=False)
         return progress
 
     x_train = base_features(extractor, data.x_train, key, report(0), stop)
@@ -287,9 +292,9 @@ def _with_knob(config: TrainConfig, name: str, value) -> TrainConfig:
     return dataclasses.replace(config, model=model.resolved())
 
 
-def _note(listener, text: str) -> None:
+def _note(listener, text: str, lasting: bool = True) -> None:
     if listener is not None:
-        listener.on_note(text)
+        listener.on_note(text, lasting)
 
 
 def save_run(run: Run, out_dir: str | Path) -> Path:

@@ -10,8 +10,13 @@ ui.page("Architecture")
 st.title("Architecture")
 
 names = list(cnnlab.ARCHITECTURES)
-arch = cnnlab.get_architecture(st.selectbox("Architecture", names, format_func=lambda n: cnnlab.ARCHITECTURES[n].title))
-st.caption(f"{arch.paper}. Trained here on {arch.dataset.upper()}.")
+arch = cnnlab.get_architecture(st.selectbox("Architecture", names, key="architecture",
+                                            format_func=lambda n: f"{cnnlab.ARCHITECTURES[n].title} · {n}"))
+if arch.application:
+    st.caption(f"{arch.paper}. Keras's ImageNet classifier (1,000 classes), top included: the lab shows its layers "
+               "here and classifies photos with its pretrained weights on the **Zoo** page; it does not train it.")
+else:
+    st.caption(f"{arch.paper}. Trained here on {arch.dataset.upper()}.")
 
 with st.sidebar:
     st.header("Knobs")
@@ -19,36 +24,39 @@ with st.sidebar:
                                  value=arch.input_size, step=1, key=f"size-{arch.name}",
                                  help=f"The paper's is {arch.input_size}; the smallest that works is {arch.min_input_size}.")
     width = st.slider("Width multiplier", 0.05, 2.0, 1.0, 0.05, key=f"width-{arch.name}",
-                      help="Multiplies every layer's filters and units.", disabled=arch.name == "keras-vgg19")
-    knobs = {}
-    for knob in arch.knobs:
-        key = f"{arch.name}-{knob.name}"
-        if knob.choices:
-            knobs[knob.name] = st.selectbox(knob.name, knob.choices, index=knob.choices.index(knob.default),
-                                            help=knob.help, key=key)
-        else:
-            knobs[knob.name] = st.number_input(knob.name, min_value=float(knob.range[0]), max_value=float(knob.range[1]),
-                                               value=float(knob.default), help=knob.help, key=key, format="%g")
+                      help="Multiplies every layer's filters and units." if not arch.fixed_width
+                      else "Keras builds this network with fixed widths.", disabled=arch.fixed_width)
+    knobs = ui.knob_inputs(arch, "architecture")
 
 config = cnnlab.ModelConfig(arch.name, input_size=int(input_size), width=width, knobs=knobs)
 try:
-    table = cnnlab.layer_table(config)
+    with st.spinner("Building the network's layers (shapes only, no weights)..."):
+        table = cnnlab.layer_table(config)
 except ValueError as problem:
     st.warning(str(problem))
     st.stop()
 
-total, macs, acts = st.columns(3)
+total, trainable, macs, acts = st.columns(4)
 total.metric("Parameters", f"{table.total_params:,}")
+trainable.metric("Trainable", f"{table.trainable_params:,}",
+                 help="Batch normalisation's running statistics and a frozen base are not trained.")
 macs.metric("Multiply-accumulates per image", f"{table.total_macs:,}")
 acts.metric("Activations per image", f"{table.total_activations:,}")
+if not table.is_chain:
+    st.caption(f"This network has branches: {len(table.rows) - 1:,} layers, {table.weight_layers} of them with "
+               f"weights, but the longest path from input to output passes only {table.longest_path()}. "
+               "The **inputs** column names the layers each one reads; more than one is where branches merge.")
 
-rows = [row.to_dict() | {"output_shape": " x ".join(map(str, row.output_shape)),
+rows = [row.to_dict() | {"output_shape": " x ".join(map(str, row.output_shape)), "inputs": ", ".join(row.inputs),
                          "receptive_field": str(row.receptive_field or ""), "effective_stride": str(row.effective_stride or "")}
         for row in table.rows]
 rows.append({"name": "total", "type": "", "kind": "", "output_shape": "", "params": table.total_params,
-             "macs": table.total_macs, "activations": table.total_activations,
-             "receptive_field": "", "effective_stride": ""})
-st.dataframe(rows, hide_index=True, width="stretch", height=35 * (len(rows) + 1) + 3, column_config={
+             "trainable_params": table.trainable_params, "macs": table.total_macs,
+             "activations": table.total_activations, "receptive_field": "", "effective_stride": "", "inputs": ""})
+st.dataframe(rows, hide_index=True, width="stretch", height=min(35 * (len(rows) + 1) + 3, 770), column_order=(
+    "name", "type", "kind", "output_shape", "params", "trainable_params", "macs", "activations", "receptive_field",
+    "effective_stride") + (() if table.is_chain else ("inputs",)), column_config={
+    "trainable_params": st.column_config.NumberColumn("trainable", format="localized"),
     "params": st.column_config.NumberColumn("params", format="localized"),
     "macs": st.column_config.NumberColumn("MACs", format="localized"),
     "activations": st.column_config.NumberColumn("activations", format="localized"),

@@ -5,13 +5,13 @@ import streamlit as st
 import cnnlab
 import ui
 from cnnlab.charts import training_curves
-from cnnlab.cost import estimate_cost
+from cnnlab.cost import check_fits, estimate_cost
 from cnnlab.runner import FAILED, QUEUED, STOPPED
 
 ui.page("Train")
 st.title("Train")
 
-trainable = [a.name for a in cnnlab.ARCHITECTURES.values() if a.classifier]
+trainable = [a.name for a in cnnlab.ARCHITECTURES.values() if a.trainable]
 active = ui.active_run()
 
 with st.sidebar:
@@ -31,11 +31,13 @@ with st.sidebar:
     input_size = st.number_input("Input size", arch.min_input_size, cnnlab.architectures.MAX_INPUT_SIZE,
                                  arch.input_size if arch.name == "lenet5" else max(arch.min_input_size, 64),
                                  help=f"The paper's is {arch.input_size}; smaller trains far faster on a CPU.")
-    width = st.slider("Width multiplier", 0.05, 1.0, 1.0 if arch.name == "lenet5" else 0.25, 0.05)
+    width = st.slider("Width multiplier", 0.05, 1.0, 1.0 if arch.name == "lenet5" or arch.fixed_width else 0.25, 0.05,
+                      disabled=arch.fixed_width, key=f"train-width-{arch.name}")
+    knobs = ui.knob_inputs(arch, "train")
     seed = st.number_input("Seed", 0, 2**31 - 1, 0)
 
 config = cnnlab.TrainConfig(
-    cnnlab.ModelConfig(arch.name, input_size=int(input_size), width=width),
+    cnnlab.ModelConfig(arch.name, input_size=int(input_size), width=width, knobs=knobs),
     recipe="seed" if recipe_name == "custom" else recipe_name, epochs=int(epochs), batch_size=int(batch_size),
     learning_rate=float(lr), sample=sample, seed=int(seed))
 try:
@@ -48,13 +50,23 @@ except ValueError as problem:
     st.stop()
 
 time_col, memory_col, data_col = st.columns(3)
-time_col.metric("Estimated time per epoch", ui.duration(cost.seconds_per_epoch))
+time_col.metric("Estimated time per epoch", ui.duration(cost.seconds_per_epoch),
+                help=None if not cost.once_seconds else "Only the new head trains in each epoch.")
 memory_col.metric("Estimated peak memory", ui.gigabytes(cost.peak_bytes))
 data_col.metric("Training images", f"{n_train:,}")
+if cost.once_seconds:
+    st.caption(f"Before the first epoch, the frozen base computes every image's features once: about "
+               f"{ui.duration(cost.once_seconds)}. They are kept for the whole server, so training the head again "
+               "with other settings (same base, weights, input size and sample) starts at once.")
 
 start_col, stop_col = st.columns([1, 1])
 if start_col.button("Start", type="primary", disabled=active is not None, width="stretch"):
-    active = ui.start_run(config)
+    try:
+        check_fits(cost)
+    except ValueError as problem:
+        st.warning(str(problem))
+    else:
+        active = ui.start_run(config)
 if stop_col.button("Stop", disabled=active is None, width="stretch"):
     active.stop()
 
@@ -71,7 +83,8 @@ def live():
                 else "Starting...")
     elif run.progress is not None:
         p = run.progress
-        eta = f"about {ui.duration(p.eta)} left" if len(run.batches) >= 3 else "estimating the time left"
+        eta = ("estimating the time left" if len(run.batches) < 3 else "almost done" if p.eta < 1
+               else f"about {ui.duration(p.eta)} left")
         st.progress(p.fraction, text=f"{ui.run_label(run)} · epoch {p.epoch}/{p.epochs} · batch {p.step}/{p.steps}"
                                      f" · {ui.duration(p.elapsed)} elapsed · {eta}")
         st.plotly_chart(training_curves([(f"#{run.id}", run.batches, run.epochs)]), width="stretch",
@@ -79,7 +92,11 @@ def live():
         st.caption("Training: the running mean over the current epoch, after every batch (it restarts at each "
                    "epoch). Validation: the test sample, after every epoch.")
     else:
-        st.progress(0.0, text=f"{ui.run_label(run)} · building the model and preparing the first batch...")
+        st.progress(0.0, text=f"{ui.run_label(run)} · "
+                              f"{run.status_text or 'building the model and preparing the first batch...'}")
+    if run.active:
+        for note in run.notes:
+            st.info(note)
     if not run.active and st.session_state.get("drawn_finished") != run.id:
         st.session_state["drawn_finished"] = run.id
         st.rerun()  # draw the results and re-enable Start
@@ -93,6 +110,8 @@ if last is not None and not last.active:
         st.error(f"The run failed: {last.error}")
     elif last.run is not None:
         result = last.run
+        for note in result.notes:
+            st.info(note)
         if last.status == STOPPED:
             batches = len(last.batches)
             st.warning(f"Run #{last.id} {last.stop_reason or 'stopped'} after {batches} batch"

@@ -33,14 +33,15 @@ def no_exceptions(at: AppTest) -> AppTest:
 def test_home_shows_the_lineage():
     at = no_exceptions(page("streamlit_app.py").run())
     table = at.dataframe[0].value
-    assert list(table["network"]) == ["LeNet-5", "AlexNet", "VGG19", "VGG19 (Keras Applications, no top)"]
+    assert list(table["network"]) == ["LeNet-5", "AlexNet", "VGG19", "VGG19 (Keras Applications, no top)",
+                                      "Transfer learning (frozen ImageNet base + new head)"]
     assert "61,706" in list(table["parameters"])
 
 
 def test_architecture_page_table_follows_the_knobs():
     at = no_exceptions(page("pages/1_Architecture.py").run())
     assert at.metric[0].value == "61,706"
-    at.selectbox(key="lenet5-pooling").set_value("max").run()
+    at.selectbox(key="architecture-lenet5-pooling").set_value("max").run()
     assert "MaxPooling2D" in list(at.dataframe[0].value["type"])
     at.selectbox[0].set_value("vgg19").run()
     assert at.metric[0].value == "139,611,210"
@@ -163,3 +164,64 @@ def test_your_image_page_waits_for_a_drawing(trained_session):
     no_exceptions(at.run())
     assert at.radio[0].options == ["Draw a digit", "Upload a file"]
     assert "draw a digit first" in at.info[0].value
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def a_photo() -> bytes:
+    import io
+
+    from PIL import Image
+
+    from cnnlab import load_dataset
+
+    encoded = io.BytesIO()
+    Image.fromarray(load_dataset("cifar10").x_test[3]).resize((160, 120)).save(encoded, format="PNG")
+    return encoded.getvalue()
+
+
+def test_zoo_page_counts_the_table_and_explains_missing_weights(monkeypatch, tmp_path):
+    import urllib.error
+
+    def offline(url, timeout=None):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr("urllib.request.urlopen", offline)
+    at = no_exceptions(page("pages/8_Zoo.py").run())
+    table = at.dataframe[0].value
+    assert len(table) == 19 and table.set_index("model").loc["ResNet50", "params_m"] == 25.6
+    no_exceptions(button(at, "Count parameters and depth here").click().run())
+    table = at.dataframe[0].value.set_index("model")
+    assert table.loc["ResNet50", "params_here"] == 25_636_712 and table.loc["InceptionV3", "longest_path_here"] == 95
+    assert "All 19 parameter counts agree" in at.success[0].value
+
+    at.file_uploader[0].set_value(("cat.png", a_photo(), "image/png"))
+    no_exceptions(at.run())
+    assert "could not be downloaded" in at.warning[0].value and str(tmp_path) in at.warning[0].value
+    assert any("works without the weights" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 2                          # the charts still draw
+
+    at.selectbox(key="zoo-open").set_value("keras-resnet50")
+    no_exceptions(button(at, "Layer table").click().run())
+    assert at.metric[0].value == "25,636,712"                         # the Architecture page, on ResNet50
+
+
+def test_train_a_transfer_head_on_cached_features():
+    at = no_exceptions(page("pages/3_Train.py").run())
+    at.sidebar.selectbox[0].set_value("transfer").run()
+    at.sidebar.selectbox(key="train-transfer-base").set_value("mobilenetv2")
+    at.sidebar.selectbox(key="train-transfer-weights").set_value("random")
+    at.sidebar.number_input[0].set_value(1)        # epochs
+    at.sidebar.slider[0].set_value(0.05)           # sample fraction: 250 images
+    at.sidebar.number_input[2].set_value(32)       # input size
+    no_exceptions(at.run())
+    assert any("computes every image's features once" in c.value for c in at.caption)
+    button(at, "Start").click().run()
+    no_exceptions(wait_for_run(at))
+    run = at.session_state["runs"][-1]
+    assert run.status == "done" and len(run.epochs) == 1
+    assert run.run.model.get_layer("head_dense").trainable and not run.run.model.get_layer("Conv1").trainable
+

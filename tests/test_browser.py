@@ -24,7 +24,7 @@ from tests.conftest import ROOT
 CHROMIUM = Path(os.environ.get("CNNLAB_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = ROOT / "tests" / "artifacts"
 PAGES = {"": "CNN Lab", "Architecture": "Architecture", "Data": "Data", "Train": "Train", "Predict": "Predict",
-         "Evaluate": "Evaluate", "Inside": "Inside the network", "Your_image": "Your image"}
+         "Evaluate": "Evaluate", "Inside": "Inside the network", "Your_image": "Your image", "Zoo": "Model zoo"}
 
 playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (requirements-dev.txt)")
 pytestmark = [pytest.mark.browser,
@@ -38,12 +38,14 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
-    """A fresh `streamlit run` on a free loopback port."""
+def server(tmp_path_factory):
+    """A fresh `streamlit run` on a free loopback port, with empty weight and timing caches."""
     port = free_port()
+    caches = tmp_path_factory.mktemp("caches")
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "--server.address", "127.0.0.1"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=os.environ | {"KERAS_HOME": str(caches / "keras"), "CNNLAB_CACHE_DIR": str(caches / "cnnlab")})
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -214,3 +216,24 @@ def test_upload_a_digit_and_draw_one(server, page, tmp_path):
     page.locator("input[type='file']").set_input_files(str(bad))
     wait_for(lambda: page.get_by_text("not an image CNN Lab can read").count(), 60, "the broken file's message")
     assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_zoo_counts_the_table_and_answers_a_photo(server, page, tmp_path):
+    page.goto(f"{server}/Zoo")
+    settle(page)
+    page.get_by_role("button", name="Count parameters and depth here").click()
+    wait_for(lambda: page.get_by_text("parameter counts agree").count(), 120, "the counts")
+    settle(page)
+    shot(page, "Zoo-counted")
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(load_dataset("cifar10").x_test[3]).resize((320, 240)).save(photo)
+    page.locator("input[type='file']").set_input_files(str(photo))
+    # Offline, the page says which file is missing and where to put it; online, MobileNetV2 answers.
+    wait_for(lambda: page.get_by_text("could not be downloaded").count() or page.get_by_text("receives").count(),
+             120, "the pretrained network's answer or what is missing")
+    settle(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.get_by_text("What does a pretrained network see").scroll_into_view_if_needed()
+    shot(page, "Zoo-photo")
+

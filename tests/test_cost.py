@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from cnnlab import ModelConfig, TrainConfig
 from cnnlab.cost import RUNTIME_BYTES, estimate_cost
 
@@ -43,3 +45,14 @@ def test_lecture_alexnet_at_224_matches_the_measured_scale():
 
 def test_steps_per_epoch_limits_the_epoch():
     assert cost("lenet5", n=6000, steps_per_epoch=5).steps_per_epoch == 5
+
+
+def test_a_run_that_does_not_fit_is_refused_with_what_to_change(monkeypatch):
+    from cnnlab.cost import check_fits
+
+    cost = estimate_cost(TrainConfig(ModelConfig("alexnet")), 5000, 1000, macs_per_second=1e10)
+    monkeypatch.setattr("cnnlab.memory.available_bytes", lambda: 2**30)
+    with pytest.raises(ValueError, match=r"This run needs about \d\.\d GB.*1\.0 GB free.*smaller input size"):
+        check_fits(cost)
+    monkeypatch.setattr("cnnlab.memory.available_bytes", lambda: 8 * 2**30)
+    check_fits(cost)

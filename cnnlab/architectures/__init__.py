@@ -232,6 +232,15 @@ def build_model(config: ModelConfig | str, *, load_weights: bool = True, **overr
     return keras.Model(inputs, x, name=config.arch)
 
 
+def pixel_scaling(config: ModelConfig) -> str:
+    """How a model scales pixels: "rescale" (/255), an ImageNet mode, or "none"; a transfer model
+    scales them the way its base was trained."""
+    arch = get_architecture(config.arch)
+    if config.arch == "transfer":
+        return APPLICATIONS[config.resolved().knobs["base"]].preprocess
+    return arch.normalise
+
+
 def build_without_weights(config: ModelConfig | str, **overrides) -> keras.Model:
     """The model's layers, shapes and weight counts, with no memory for the weights themselves;
     for reading (the layer table, counts), not for running. See `without_weights`."""
@@ -319,4 +328,4 @@ def _check_width(value) -> float:
 
 
 __all__ = ["ARCHITECTURES", "Architecture", "Knob", "ModelConfig", "build_model", "build_without_weights",
-           "without_weights", "as_config", "zoo_architecture", "get_architecture", "checked", "MAX_INPUT_SIZE"]
+           "without_weights", "as_config", "zoo_architecture", "pixel_scaling", "get_architecture", "checked", "MAX_INPUT_SIZE"]
