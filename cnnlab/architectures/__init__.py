@@ -108,8 +108,8 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in [
         paper="A Keras application's convolutional base, frozen, with a small new classifier trained on top",
         dataset="cifar10", input_size=224, min_input_size=32, builder=transfer, fit="resize",
         labels="integer", lecture_sample=0.1, normalise="none", graph=True, fixed_width=True,
-        knobs=(Knob("base", "vgg19", "the frozen convolutional base (VGG19 as in the lecture; mobilenetv2 is "
-                                     "about 50 times cheaper)", choices=tuple(APPLICATIONS)),
+        knobs=(Knob("base", "vgg19", "the frozen convolutional base (VGG19 as in the lecture; mobilenetv2 "
+                                     "needs 65 times fewer multiply-accumulates)", choices=tuple(APPLICATIONS)),
                Knob("weights", "imagenet", "imagenet: the base's pretrained weights (downloaded once); random: "
                                            "untrained, to see what pretraining is worth", choices=("imagenet", "random")),
                Knob("units", 256, "units of the new hidden layer", range=(8, 4096)),
