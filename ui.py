@@ -12,6 +12,7 @@ import os
 import streamlit as st
 
 import cnnlab
+import cnnlab.i18n
 import cnnlab.zoo
 from cnnlab.runner import FINISHED, BackgroundRun, PoolSettings, TrainingPool
 
@@ -74,6 +75,17 @@ def training_pool() -> TrainingPool:
     return TrainingPool(PoolSettings(
         max_concurrent=int(os.environ.get("CNNLAB_MAX_CONCURRENT_RUNS", "1")),
         max_run_seconds=float(os.environ.get("CNNLAB_MAX_RUN_MINUTES", "30")) * 60))
+
+
+def language() -> str:
+    """The language of this browser session's texts. The pages are still written in English, so it is
+    English until every page reads its texts from the catalogues; the Korean texts are ready there."""
+    return cnnlab.i18n.FALLBACK
+
+
+def t(key: str, **values) -> str:
+    """A text from the catalogue, in this browser session's language."""
+    return cnnlab.i18n.text(key, language(), **values)
 
 
 def knob_inputs(arch: cnnlab.Architecture, key: str) -> dict:

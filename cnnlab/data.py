@@ -229,6 +229,7 @@ class PreprocessingStep:
     shape: tuple[int, ...]
     dtype: str
     why: str
+    topic: str | None = None   # its longer explanation: "explain.preprocessing.<topic>" in the catalogues
 
     @property
     def nbytes_whole_array(self) -> int:
@@ -236,11 +237,11 @@ class PreprocessingStep:
         return int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
 
 
-_SCALING = {  # how each network family wants its pixels, and why
-    "rescale": ("/255", "pixels in [0, 1]: gentler gradients than 0-255"),
-    "caffe": ("ImageNet caffe", "RGB to BGR, minus the ImageNet mean pixel, as the pretrained weights expect"),
-    "tf": ("scale to [-1, 1]", "x / 127.5 - 1, as the pretrained weights expect"),
-    "torch": ("ImageNet torch", "/255, then minus ImageNet's mean and divided by its spread, per channel"),
+_SCALING = {  # how each network family wants its pixels, why, and the longer explanation's topic
+    "rescale": ("/255", "pixels in [0, 1]: gentler gradients than 0-255", "rescale"),
+    "caffe": ("ImageNet caffe", "RGB to BGR, minus the ImageNet mean pixel, as the pretrained weights expect", None),
+    "tf": ("scale to [-1, 1]", "x / 127.5 - 1, as the pretrained weights expect", None),
+    "torch": ("ImageNet torch", "/255, then minus ImageNet's mean and divided by its spread, per channel", None),
     "none": None,  # EfficientNet scales pixels in its own first layers
 }
 
@@ -266,17 +267,17 @@ def preprocessing_steps(model_config, n_images: int) -> list[PreprocessingStep]:
         else:
             how, why = "resize", f"bilinear, {h}x{w} to {size}x{size}, the input size the network was designed for"
         shape = (n_images, size, size) + (() if grey else (c,))
-        steps.append(PreprocessingStep(how, shape, "float32" if how == "resize" else "uint8", why))
+        steps.append(PreprocessingStep(how, shape, "float32" if how == "resize" else "uint8", why, how))
     if grey:
         shape = shape + (1,)
         steps.append(PreprocessingStep("add a channel", shape, steps[-1].dtype, "Conv2D wants (height, width, channels)"))
     step = _SCALING[pixel_scaling(config)]
     if step is not None:
-        steps.append(PreprocessingStep(step[0], shape, "float32", step[1]))
+        steps.append(PreprocessingStep(step[0], shape, "float32", *step[1:]))
     if arch.labels == "one-hot":
         steps.append(PreprocessingStep("one-hot labels", (n_images, config.classes), "float32",
-                                       "categorical cross-entropy compares against a 0/1 vector"))
+                                       "categorical cross-entropy compares against a 0/1 vector", "labels"))
     else:
         steps.append(PreprocessingStep("integer labels", (n_images,), "int64",
-                                       "sparse categorical cross-entropy takes the class index directly"))
+                                       "sparse categorical cross-entropy takes the class index directly", "labels"))
     return steps

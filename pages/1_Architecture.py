@@ -17,6 +17,10 @@ if arch.application:
                "here and classifies photos with its pretrained weights on the **Zoo** page; it does not train it.")
 else:
     st.caption(f"{arch.paper}. Trained here on {arch.dataset.upper()}.")
+if arch.explained_by:
+    with st.expander(ui.t("architecture.about", title=arch.title)):
+        for topic in arch.explained_by:
+            st.markdown(ui.t(f"explain.{topic}"))
 
 with st.sidebar:
     st.header("Knobs")

@@ -46,6 +46,9 @@ st.dataframe([{"step": s.step, "array shape": str(s.shape), "dtype": s.dtype,
              hide_index=True, width="stretch")
 st.caption("The lecture applies these to the whole array before training. CNN Lab's models do the image steps "
            "in their own first layers, one batch at a time, so memory grows with the batch, not the dataset.")
+with st.expander(ui.t("data.why_steps")):
+    for topic in [s.topic for s in steps if s.topic] + ["sample"]:
+        st.markdown(ui.t(f"explain.preprocessing.{topic}"))
 
 st.subheader("Class distribution of the sample")
 tabs = st.tabs(["training", "test"])

@@ -225,3 +225,15 @@ def test_train_a_transfer_head_on_cached_features():
     assert run.status == "done" and len(run.epochs) == 1
     assert run.run.model.get_layer("head_dense").trainable and not run.run.model.get_layer("Conv1").trainable
 
+
+
+def test_pages_explain_the_lecture():
+    at = no_exceptions(page("pages/1_Architecture.py").run())
+    assert at.expander[0].label.startswith("About LeNet-5")
+    assert any("ZIP codes" in m.value for m in at.expander[0].markdown)
+    at.selectbox(key="architecture").set_value("alexnet").run()
+    texts = [m.value for m in at.expander[0].markdown]
+    assert any("15.3%" in t for t in texts) and any("stayed near 10%" in t for t in texts)
+    data = no_exceptions(page("pages/2_Data.py").run())
+    texts = [m.value for m in data.expander[0].markdown]
+    assert any("Padding MNIST to 32x32" in t for t in texts) and any("One-hot" in t for t in texts)

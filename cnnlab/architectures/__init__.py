@@ -74,6 +74,7 @@ class Architecture:
     graph: bool = False         # True: builder works on a tensor (branches, Keras applications)
     fixed_width: bool = False   # Keras's own networks cannot be scaled by `width`
     application: str | None = None  # the Keras application it is, for keras-<name>
+    explained_by: tuple[str, ...] = ()  # the lecture's explanations of it, keys under "explain." in the catalogues
 
 
 ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in [
@@ -81,20 +82,20 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in [
         name="lenet5", title="LeNet-5", year=1998, depth=5,
         paper="LeCun et al., Gradient-based learning applied to document recognition, 1998",
         dataset="mnist", input_size=32, min_input_size=32, builder=lenet5, fit="pad",
-        labels="one-hot", lecture_sample=1.0,
+        labels="one-hot", lecture_sample=1.0, explained_by=("lenet5",),
         knobs=(Knob("activation", "relu", "relu as in the lecture; tanh or sigmoid as in 1998", choices=ACTIVATIONS),
                Knob("pooling", "average", "average (the paper's subsampling) or max", choices=tuple(POOLING)))),
     Architecture(
         name="alexnet", title="AlexNet", year=2012, depth=8,
         paper="Krizhevsky, Sutskever and Hinton, ImageNet classification with deep CNNs, 2012",
         dataset="cifar10", input_size=224, min_input_size=163, builder=alexnet, fit="resize",
-        labels="integer", lecture_sample=0.1,
+        labels="integer", lecture_sample=0.1, explained_by=("alexnet", "imagenet", "learning_rate"),
         knobs=(Knob("dropout", 0.5, "dropout rate after fc6 and fc7; 0 turns it off", range=(0.0, 0.9)),)),
     Architecture(
         name="vgg19", title="VGG19", year=2014, depth=19,
         paper="Simonyan and Zisserman, Very deep convolutional networks for large-scale image recognition, 2014",
         dataset="cifar10", input_size=224, min_input_size=32, builder=vgg19, fit="resize",
-        labels="integer", lecture_sample=0.1,
+        labels="integer", lecture_sample=0.1, explained_by=("vgg19", "imagenet", "learning_rate"),
         knobs=(Knob("weight_decay", 5e-4, "L2 penalty on the convolutions (the paper's 5e-4); 0 turns it off",
                     range=(0.0, 0.1)),
                Knob("dropout", 0.5, "dropout rate after fc1 and fc2; 0 turns it off", range=(0.0, 0.9)))),
@@ -102,7 +103,8 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in [
         name="keras-vgg19", title="VGG19 (Keras Applications, no top)", year=2014, depth=16,
         paper="keras.applications.VGG19(include_top=False); Simonyan and Zisserman, 2014",
         dataset="cifar10", input_size=224, min_input_size=32, builder=keras_vgg19, fit="resize",
-        labels="integer", lecture_sample=0.1, trainable=False, normalise="caffe", fixed_width=True),
+        labels="integer", lecture_sample=0.1, trainable=False, normalise="caffe", fixed_width=True,
+        explained_by=("vgg19", "imagenet")),
     Architecture(
         name="transfer", title="Transfer learning (frozen ImageNet base + new head)", year=2014, depth=0,
         paper="A Keras application's convolutional base, frozen, with a small new classifier trained on top",
@@ -130,7 +132,7 @@ def _zoo_entry(app: Application) -> Architecture:
         name=zoo_architecture(app), title=f"{app.name} (Keras Applications)", year=app.year, paper=app.paper,
         dataset="imagenet", input_size=app.input_size, min_input_size=app.min_input_size, builder=build_application,
         fit="resize", labels="integer", lecture_sample=1.0, trainable=False, normalise=app.preprocess,
-        depth=app.documented.depth, graph=True, fixed_width=True, application=app.key,
+        depth=app.documented.depth, graph=True, fixed_width=True, application=app.key, explained_by=("imagenet",),
         knobs=(Knob("weights", "random", "random: built with weights=None, as the table counts it; imagenet: "
                                          "Keras's pretrained ImageNet weights (downloaded once)",
                     choices=("random", "imagenet")),))
