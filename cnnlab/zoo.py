@@ -23,7 +23,7 @@ import numpy as np
 
 from . import memory
 from .architectures import ModelConfig, build_model, zoo_architecture
-from .architectures.applications import APPLICATIONS, DOCS_URL, Application, get_application  # noqa: F401
+from .architectures.applications import APPLICATIONS, Application, get_application
 from .cost import RUNTIME_BYTES
 from .layer_table import layer_table
 from .pretrained import top_classes
