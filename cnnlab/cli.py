@@ -176,11 +176,11 @@ class ProgressBar:
                           f"{p.step}/{p.steps}  loss {p.loss:.4f}  acc {p.accuracy:.4f}  ETA {_clock(p.eta)} ")
         self.stream.flush()
 
-    def on_note(self, text: str, lasting: bool = True) -> None:
+    def on_note(self, text, lasting: bool = True) -> None:
         if lasting:
             self.stream.write(f"\r{text}\n")
         elif self.live:
-            self.stream.write(f"\r{text[0].upper() + text[1:]}" + " " * 8)
+            self.stream.write(f"\r{text}" + " " * 8)
         self.stream.flush()
 
     def on_epoch(self, p) -> None:

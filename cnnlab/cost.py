@@ -91,7 +91,6 @@ def check_fits(cost: CostEstimate) -> None:
     """Refuse, with what to change, a run whose estimate is more than this process may still use;
     the runtime is already loaded, so only the rest of the estimate has to fit."""
     from . import memory
+    from .errors import Text
 
-    memory.require(cost.peak_bytes - cost.breakdown["runtime"], "This run",
-                   "Choose a smaller input size or width, a smaller batch (gradient accumulation keeps the same "
-                   "update with less memory), a smaller sample, or for transfer learning a lighter base.")
+    memory.require(cost.peak_bytes - cost.breakdown["runtime"], Text("errors.what_run"), Text("errors.run_instead"))

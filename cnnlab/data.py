@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import LabError
+
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 SOURCES = ("bundled", "full")
 
@@ -216,9 +218,7 @@ def _download(spec: DatasetSpec) -> Dataset:
     try:
         (x_train, y_train), (x_test, y_test) = loader()
     except Exception as error:  # Keras wraps network failures in several exception types
-        raise ValueError(
-            f"Could not download the full {spec.title} ({type(error).__name__}: {error}). Without network "
-            f"access use the bundled 10% sample (source 'bundled', the default) or an .npz file.") from None
+        raise LabError("full_dataset", title=spec.title, reason=f"{type(error).__name__}: {error}") from None
     return Dataset(spec.name, "full", as_images(x_train), as_labels(y_train, len(x_train)),
                    as_images(x_test), as_labels(y_test, len(x_test)), spec.class_names)
 

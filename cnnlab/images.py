@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import LabError, Text
+
 MAX_PIXELS = 40_000_000          # larger images are refused before they are decoded
 MAX_BYTES = 10 * 2**20           # the app's upload limit too (.streamlit/config.toml)
 FORMATS = ("PNG", "JPEG", "MPO")  # MPO: the multi-picture JPEG many phones write
@@ -55,7 +57,7 @@ def normalise_digit(grey: np.ndarray, size: tuple[int, int] = (28, 28), box: int
         grey, background = 255 - grey, 255 - background
     grey = np.clip(grey - background, 0, 255)
     if grey.max() < 30:
-        raise ValueError("The image is empty: there is no digit to read. Draw or upload a digit first.")
+        raise LabError("no_digit")
     rows, cols = np.nonzero(grey > 0.1 * grey.max())
     crop = grey[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1]
     scale = box / max(crop.shape)
@@ -83,29 +85,29 @@ def _decode(source):
     from PIL import Image, UnidentifiedImageError
 
     if isinstance(source, (bytes, bytearray)):
-        data, name = bytes(source), "the upload"
+        data, name = bytes(source), Text("errors.the_upload")
     else:
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"No such image file: {path}")
         data, name = path.read_bytes(), path.name
     if len(data) > MAX_BYTES:
-        raise ValueError(f"{name} is {len(data) / 2**20:.1f} MB; images up to {MAX_BYTES // 2**20} MB are accepted.")
+        raise LabError("image_too_big", name=name, mb=f"{len(data) / 2**20:.1f}", limit=str(MAX_BYTES // 2**20))
     if not data:
-        raise ValueError(f"{name} is empty.")
+        raise LabError("image_empty", name=name)
     try:
         image = Image.open(io.BytesIO(data))
         if image.format not in FORMATS:
-            raise ValueError(f"{name} is a {image.format} image; use a PNG or JPEG file.")
+            raise LabError("image_format", name=name, format=str(image.format))
         image.seek(0)  # an MPO's first picture is the photo itself
         if image.width * image.height > MAX_PIXELS:
-            raise ValueError(f"{name} is {image.width}x{image.height} pixels, too large to process here; "
-                             f"use an image under {MAX_PIXELS // 1_000_000} megapixels.")
+            raise LabError("image_pixels", name=name, size=f"{image.width}x{image.height}",
+                           limit=str(MAX_PIXELS // 1_000_000))
         image.load()
     except ValueError:
         raise
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as error:
-        raise ValueError(f"{name} is not an image CNN Lab can read; use a PNG or JPEG file ({error}).") from None
+        raise LabError("image_unreadable", name=name, reason=str(error)) from None
     return image
 
 

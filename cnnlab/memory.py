@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import LabError, Text
+
 _CGROUP = Path("/sys/fs/cgroup")
 
 
@@ -37,13 +39,12 @@ def available_bytes() -> int:
     return max(0, limit_bytes() - used_bytes())
 
 
-def require(needed: int, what: str, instead: str = "") -> None:
-    """Raise a learner's ValueError when `needed` bytes are more than this process may still use."""
+def require(needed: int, what: Text, instead: Text | None = None) -> None:
+    """Raise a learner's error when `needed` bytes are more than this process may still use."""
     free = available_bytes()
     if needed > free:
-        raise ValueError(f"{what} needs about {needed / 2**30:.1f} GB of memory, and this server has "
-                         f"{free / 2**30:.1f} GB free now (limit {limit_bytes() / 2**30:.1f} GB). "
-                         + (instead or "Try a smaller model, or again when other runs have finished."))
+        raise LabError("memory", what=what, needed=f"{needed / 2**30:.1f}", free=f"{free / 2**30:.1f}",
+                       limit=f"{limit_bytes() / 2**30:.1f}", instead=instead or Text("errors.memory_later"))
 
 
 def _read(path: Path) -> int | None:

@@ -22,13 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from .architectures.applications import Application, WeightsFile
+from .errors import LabError, Text
 
 DOWNLOAD_TIMEOUT_S = 20          # per network read: an offline server answers at once or not at all
 _CLASS_INDEX = Path(__file__).parent / "bundled" / "imagenet_class_index.json"
 _downloads = threading.Lock()    # one download at a time: two learners asking for VGG19 fetch it once
 
 
-class WeightsUnavailable(ValueError):
+class WeightsUnavailable(LabError):
     """The weights are not on this machine and could not be downloaded; the message says how to get them."""
 
 
@@ -49,19 +50,19 @@ def weights_path(app: Application, top: bool = True) -> Path:
             try:
                 _download(file, path)
             except urllib.error.URLError as problem:  # no network, no name server, refused, timed out
-                reason = f"no connection to {urllib.parse.urlsplit(file.url).netloc} ({problem.reason})"
-                raise WeightsUnavailable(missing_message(app, top, reason)) from None
+                reason = Text("errors.no_connection", host=urllib.parse.urlsplit(file.url).netloc,
+                              reason=str(problem.reason))
+                raise missing(app, top, reason) from None
             except (OSError, ValueError) as problem:
-                raise WeightsUnavailable(missing_message(app, top, problem)) from None
+                raise missing(app, top, problem) from None
     return path
 
 
-def missing_message(app: Application, top: bool, problem: Exception | str) -> str:
+def missing(app: Application, top: bool, problem) -> WeightsUnavailable:
     file = app.top if top else app.no_top
-    size = f" (about {app.documented.size_mb} MB)" if top else ""
-    return (f"The ImageNet weights of {app.name}{'' if top else ' without its top'} are not on this server and "
-            f"could not be downloaded: {problem}. To use them without network access, download {file.url}"
-            f"{size} on a machine that has it and place the file at {cached_path(file)}; then try again.")
+    return WeightsUnavailable("weights_missing" if top else "base_weights_missing", name=app.name,
+                              problem=problem if isinstance(problem, Text) else str(problem), url=file.url,
+                              size=str(app.documented.size_mb), path=str(cached_path(file)))
 
 
 def _download(file: WeightsFile, path: Path) -> None:
@@ -75,7 +76,7 @@ def _download(file: WeightsFile, path: Path) -> None:
                 digest.update(chunk)
                 out.write(chunk)
         if file.md5 and digest.hexdigest() != file.md5:
-            raise ValueError(f"the downloaded file is damaged (MD5 {digest.hexdigest()}, expected {file.md5})")
+            raise LabError("damaged_download", found=digest.hexdigest(), expected=file.md5)
         os.replace(partial, path)
     finally:
         if os.path.exists(partial):

@@ -40,8 +40,8 @@ class BackgroundRun:
         self.error: str | None = None
         self.stop_reason: str | None = None
         self.collapse: Collapse | None = None
-        self.notes: list[str] = []            # what the learner should read about this run
-        self.status_text: str | None = None   # what it is doing before its first batch
+        self.notes: list = []                 # what the learner should read about this run (errors.Text)
+        self.status_text = None               # what it is doing before its first batch (errors.Text)
         self.started: float | None = None
         self.finished: float | None = None
         self._stop = threading.Event()
@@ -66,7 +66,7 @@ class BackgroundRun:
         self.progress = progress
         self.epochs.append(progress)
 
-    def on_note(self, text: str, lasting: bool = True) -> None:
+    def on_note(self, text, lasting: bool = True) -> None:
         if lasting:
             self.notes.append(text)
         else:

@@ -24,6 +24,7 @@ import numpy as np
 from .architectures import ModelConfig, build_model, get_architecture
 from .architectures.transfer import HEAD, head_layers
 from .data import Dataset, check_fraction, load_dataset
+from .errors import Text
 from .features import Stopped, base_features
 from .pretrained import WeightsUnavailable
 
@@ -123,7 +124,7 @@ class Progress:
 class Listener(Protocol):
     def on_batch(self, progress: Progress) -> None: ...
     def on_epoch(self, progress: Progress) -> None: ...
-    def on_note(self, text: str, lasting: bool = True) -> None: ...
+    def on_note(self, text: Text, lasting: bool = True) -> None: ...
     # lasting: what the learner should keep reading (the run had to change something); otherwise
     # a passing status, such as the features computed so far, replaced by the next one
 
@@ -159,7 +160,7 @@ class Run:
     test_loss: float | None = None
     test_accuracy: float | None = None
     test_predictions: np.ndarray | None = None  # predicted class of every test image, from the last evaluation
-    notes: list[str] = field(default_factory=list)  # what the learner should know about how it ran
+    notes: list[Text] = field(default_factory=list)  # what the learner should know about how it ran
 
     @property
     def epochs_completed(self) -> int:
@@ -168,7 +169,7 @@ class Run:
     def summary(self) -> dict:
         return {"arch": self.config.model.arch, "test_accuracy": self.test_accuracy, "test_loss": self.test_loss,
                 "epochs": self.epochs_completed, "train_seconds": round(self.train_seconds, 3),
-                "stopped": self.stopped, "images_per_second": self._images_per_second(), "notes": self.notes}
+                "stopped": self.stopped, "images_per_second": self._images_per_second(), "notes": [str(note) for note in self.notes]}
 
     def _images_per_second(self) -> float | None:
         seen = self.history.batches[-1]["seen"] if self.history.batches else 0
@@ -212,11 +213,7 @@ def train(config: TrainConfig, listener: Listener | None = None, stop: threading
         if config.model.arch != "transfer":
             raise
         config = _with_knob(config, "weights", "random")
-        notes.append(f"{missing} Training goes on with a random base instead, so expect a low accuracy: its "
-                     "features are random projections of the pixels, not the shapes ImageNet taught it. Measured on "
-                     "the bundled sample at 32 pixels: a random VGG19 base reaches about 34% after 5 epochs; a random "
-                     "MobileNetV2 stays at chance (10%), because its batch normalisations were never fitted and its "
-                     "signal fades to almost nothing on the way through.")
+        notes.append(Text("notes.random_base", missing=missing))
         keras.utils.set_random_seed(config.seed)
         model = build_model(config.model)
     stop = stop or threading.Event()
@@ -275,8 +272,8 @@ def _transfer_inputs(run: Run, data: Dataset, listener, stop) -> tuple[np.ndarra
     def report(offset):
         def progress(done, _):
             if (offset + done) % 640 < 64 or offset + done == total:
-                _note(listener, f"the frozen {knobs['base']} base computes each image's features once: "
-                                f"{offset + done:,}/{total:,} images", lasting=False)
+                _note(listener, Text("notes.features", base=knobs["base"], done=offset + done, total=total),
+                      lasting=False)
         return progress
 
     x_train = base_features(extractor, data.x_train, key, report(0), stop)
@@ -292,7 +289,7 @@ def _with_knob(config: TrainConfig, name: str, value) -> TrainConfig:
     return dataclasses.replace(config, model=model.resolved())
 
 
-def _note(listener, text: str, lasting: bool = True) -> None:
+def _note(listener, text: Text, lasting: bool = True) -> None:
     if listener is not None:
         listener.on_note(text, lasting)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import memory
+from .errors import LabError, Text
 from .architectures import ModelConfig, build_model, zoo_architecture
 from .architectures.applications import APPLICATIONS, Application, get_application
 from .cost import RUNTIME_BYTES
@@ -145,17 +146,15 @@ def measure_cpu_ms(key: str) -> float:
     known = cached_timings()
     if key in known:
         return known[key]
-    memory.require(timing_memory(key), f"Timing {app.name}",
-                   "The documented times stay in the table; try a smaller model, or later.")
+    memory.require(timing_memory(key), Text("errors.what_timing", name=app.name), Text("errors.timing_instead"))
     root = Path(__file__).resolve().parent.parent
     try:
         done = subprocess.run([sys.executable, "-m", "cnnlab.zoo", "time", key], cwd=root, capture_output=True,
                               text=True, timeout=TIMING_TIMEOUT_S, env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"})
     except subprocess.TimeoutExpired:
-        raise ValueError(f"Timing {app.name} took more than {TIMING_TIMEOUT_S // 60} minutes and was given up; "
-                         "the server is probably busy training.") from None
+        raise LabError("timing_timeout", name=app.name, minutes=str(TIMING_TIMEOUT_S // 60)) from None
     if done.returncode != 0:
-        raise ValueError(f"Timing {app.name} failed: {(done.stderr.strip().splitlines() or ['no output'])[-1]}")
+        raise LabError("timing_failed", name=app.name, reason=(done.stderr.strip().splitlines() or ["-"])[-1])
     ms = float(json.loads(done.stdout.strip().splitlines()[-1])["cpu_ms_per_image"])
     _save_timing(key, ms)
     return ms
@@ -194,8 +193,8 @@ def load_pretrained(key: str):
     """The ImageNet classifier with Keras's pretrained weights (raises WeightsUnavailable offline,
     and a ValueError when the server has too little memory free for it)."""
     app = get_application(key)
-    memory.require(pretrained_memory(key), f"Loading the pretrained {app.name}",
-                   "Try a lighter model such as MobileNetV2 (14 MB) or EfficientNetB0 (29 MB).")
+    memory.require(pretrained_memory(key), Text("errors.what_pretrained", name=app.name),
+                   Text("errors.pretrained_instead"))
     return build_model(ModelConfig(zoo_architecture(app), knobs={"weights": "imagenet"}))
 
 

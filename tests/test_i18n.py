@@ -52,3 +52,36 @@ def test_numbers_durations_and_dates_in_each_language():
     assert i18n.duration(3725, "ko") == "1시간 02분" and i18n.duration(0.4, "ko") == "1초 미만"
     day = datetime.date(2026, 11, 28)
     assert i18n.date(day, "en") == "28 November 2026" and i18n.date(day, "ko") == "2026년 11월 28일"
+
+
+def test_a_learners_mistake_reads_in_either_language():
+    from cnnlab import layer_table
+    from cnnlab.errors import in_language
+
+    with pytest.raises(ValueError) as error:
+        layer_table("alexnet", input_size=100)
+    assert str(error.value).startswith("AlexNet cannot take 100x100 images") and "at least 163" in str(error.value)
+    korean = in_language(error.value, "ko")
+    assert "100x100" in korean and "163 이상" in korean and "conv5" in korean
+
+
+def test_nested_texts_follow_the_language(monkeypatch):
+    from cnnlab import memory
+    from cnnlab.errors import Text, in_language
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 2**30)
+    with pytest.raises(ValueError) as error:
+        memory.require(3 * 2**30, Text("errors.what_run"), Text("errors.run_instead"))
+    assert str(error.value).startswith("This run needs about 3.0 GB of memory")
+    assert in_language(error.value, "ko").startswith("이 실행에는 약 3.0 GB의 메모리가 필요한데")
+
+
+def test_charts_label_their_axes_in_the_language():
+    import numpy as np
+
+    from cnnlab.charts import class_probabilities, training_curves
+
+    assert class_probabilities(np.array([0.3, 0.7]), ["a", "b"], lang="ko").layout.yaxis.title.text == "확률"
+    assert class_probabilities(np.array([0.3, 0.7]), ["a", "b"]).layout.yaxis.title.text == "probability"
+    titles = [a.text for a in training_curves([], lang="ko").layout.annotations]
+    assert titles == ["정확도", "손실"]

@@ -251,9 +251,10 @@ def test_transfer_offline_falls_back_to_a_random_base_and_says_why(offline, kera
     run = train(transfer_config(knobs={"base": "mobilenetv2", "weights": "imagenet"}, sample=0.05, epochs=1),
                 listener=Listener())
     assert run.config.model.knobs["weights"] == "random" and run.epochs_completed == 1
-    assert "could not be downloaded" in run.notes[0] and "expect a low accuracy" in run.notes[0]
+    assert "could not be downloaded" in str(run.notes[0]) and "expect a low accuracy" in str(run.notes[0])
+    assert "정확도는 낮을 것입니다" in run.notes[0].in_language("ko")
     assert notes[0] == (run.notes[0], True)
-    assert any("computes each image's features once" in text and not lasting for text, lasting in notes)
+    assert any("computes each image's features once" in str(text) and not lasting for text, lasting in notes)
 
 
 def test_stop_while_features_are_computed_ends_the_run_cleanly():

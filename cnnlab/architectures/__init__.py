@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import keras
 
+from ..errors import LabError
 from . import preprocessing
 from .alexnet import alexnet
 from .applications import APPLICATIONS, IMAGENET_CLASSES, Application
@@ -302,10 +303,8 @@ def checked(config: ModelConfig, layer, step, value, input_shape):
 
 def vanishing_error(config: ModelConfig, layer, input_shape) -> ValueError:
     arch = get_architecture(config.arch)
-    return ValueError(
-        f"{arch.title} cannot take {config.input_size}x{config.input_size} images: the feature map vanishes at "
-        f"layer {layer.name} (its input is only {input_shape[1]}x{input_shape[2]}). "
-        f"Use an input size of at least {arch.min_input_size}.")
+    return LabError("map_vanishes", title=arch.title, size=str(config.input_size), layer=layer.name,
+                    side=f"{input_shape[1]}x{input_shape[2]}", smallest=str(arch.min_input_size))
 
 
 def _check_size(arch: Architecture, value) -> int:
@@ -313,8 +312,8 @@ def _check_size(arch: Architecture, value) -> int:
         raise ValueError(f"input_size must be a whole number of pixels. Received: input_size={value!r}")
     value = int(value)
     if not 1 <= value <= MAX_INPUT_SIZE:
-        raise ValueError(f"input_size must lie between {arch.min_input_size} and {MAX_INPUT_SIZE} for "
-                         f"{arch.title}. Received: input_size={value}")
+        raise LabError("input_size_range", title=arch.title, smallest=str(arch.min_input_size),
+                       largest=str(MAX_INPUT_SIZE), size=str(value))
     return value
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import keras
 
+from ..errors import LabError
+
 DOCS_URL = "https://keras.io/api/applications/"
 _GCS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 IMAGENET_CLASSES = 1000
@@ -62,8 +64,7 @@ class Application:
         """
         size = input_size or self.input_size
         if size < self.min_input_size:
-            raise ValueError(f"{self.name} cannot take {size}x{size} images. Use an input size of at least "
-                             f"{self.min_input_size}. Received: input_size={size}")
+            raise LabError("too_small_for", name=self.name, size=str(size), smallest=str(self.min_input_size))
         return getattr(keras.applications, self.name)(
             include_top=include_top, weights=weights, input_tensor=x, input_shape=(size, size, 3), pooling=pooling)
 
@@ -78,8 +79,7 @@ def build_application(x, config, load_weights: bool):
     weights = None
     if config.knobs["weights"] == "imagenet":
         if config.input_size != app.input_size:
-            raise ValueError(f"{app.name}'s ImageNet weights, top included, fit {app.input_size}x{app.input_size} "
-                             f"images only. Received: input_size={config.input_size}")
+            raise LabError("imagenet_size", name=app.name, fits=str(app.input_size), size=str(config.input_size))
         if load_weights:
             from ..pretrained import weights_path
 
