@@ -12,6 +12,7 @@ import os
 import streamlit as st
 
 import cnnlab
+import cnnlab.errors
 import cnnlab.i18n
 import cnnlab.zoo
 from cnnlab.runner import FINISHED, BackgroundRun, PoolSettings, TrainingPool
@@ -39,25 +40,25 @@ def _keep_keras_state_between_reruns() -> None:
 
 _keep_keras_state_between_reruns()
 
-PAGES = (("streamlit_app.py", "Home", "🏠"), ("pages/1_Architecture.py", "Architecture", "🧱"),
-         ("pages/2_Data.py", "Data", "🖼️"), ("pages/3_Train.py", "Train", "📈"), ("pages/4_Predict.py", "Predict", "🔍"),
-         ("pages/5_Evaluate.py", "Evaluate", "🧮"), ("pages/6_Inside.py", "Inside", "🔬"),
-         ("pages/7_Your_image.py", "Your image", "✏️"), ("pages/8_Zoo.py", "Zoo", "🦒"))
+PAGES = (("streamlit_app.py", "home", "🏠"), ("pages/1_Architecture.py", "architecture", "🧱"),
+         ("pages/2_Data.py", "data", "🖼️"), ("pages/3_Train.py", "train", "📈"), ("pages/4_Predict.py", "predict", "🔍"),
+         ("pages/5_Evaluate.py", "evaluate", "🧮"), ("pages/6_Inside.py", "inside", "🔬"),
+         ("pages/7_Your_image.py", "your_image", "✏️"), ("pages/8_Zoo.py", "zoo", "🦒"))
 
 
-def page(title: str) -> None:
+def page(key: str) -> None:
     """Every page starts here: its browser title and icon, and the lab's navigation in the sidebar.
 
     The pages/ folder gives each page its deep link (/Train, /Predict, ...); the navigation is
-    drawn here so that the home page is called Home rather than after its file.
+    drawn here so that the home page is called Home rather than after its file, in the learner's language.
     """
-    icon = next(symbol for _, label, symbol in PAGES if label == title)
-    st.set_page_config(page_title=f"{title} · CNN Lab" if title != "Home" else "CNN Lab", page_icon=icon,
+    icon = next(symbol for _, name, symbol in PAGES if name == key)
+    st.set_page_config(page_title=f"{t(f'nav.{key}')} · CNN Lab" if key != "home" else "CNN Lab", page_icon=icon,
                        layout="wide")
     with st.sidebar:
-        st.markdown("### 🧠 CNN Lab")
-        for target, label, symbol in PAGES:
-            st.page_link(target, label=label, icon=symbol)
+        st.markdown(t("app.sidebar"))
+        for target, name, symbol in PAGES:
+            st.page_link(target, label=t(f"nav.{name}"), icon=symbol)
         st.divider()
 
 
@@ -78,14 +79,22 @@ def training_pool() -> TrainingPool:
 
 
 def language() -> str:
-    """The language of this browser session's texts. The pages are still written in English, so it is
-    English until every page reads its texts from the catalogues; the Korean texts are ready there."""
-    return cnnlab.i18n.FALLBACK
+    """The language of this browser session's texts: the one chosen in this session, else English.
+
+    Following the browser's locale and the sidebar switch come once every page reads its texts from
+    the catalogues; until then a Korean browser would see half-translated pages.
+    """
+    return st.session_state.get("language", cnnlab.i18n.FALLBACK)
 
 
 def t(key: str, **values) -> str:
     """A text from the catalogue, in this browser session's language."""
     return cnnlab.i18n.text(key, language(), **values)
+
+
+def say(thing) -> str:
+    """An error or a run's note, in this browser session's language."""
+    return cnnlab.errors.in_language(thing, language())
 
 
 def knob_inputs(arch: cnnlab.Architecture, key: str) -> dict:
@@ -142,17 +151,17 @@ def choose_trained_run() -> BackgroundRun:
     if not trained:
         active = active_run()
         if active is not None:
-            st.info(f"Run {run_label(active)} is still training; its model appears here when it finishes.")
-            st.page_link("pages/3_Train.py", label="Watch it on the Train page", icon="📈")
+            st.info(t("runs.still_training", run=run_label(active)))
+            st.page_link("pages/3_Train.py", label=t("runs.watch"), icon="📈")
             st.stop()
-        st.info("There is no trained model in this browser session yet.")
+        st.info(t("runs.none_yet"))
         quick = cnnlab.TrainConfig(cnnlab.ModelConfig("lenet5"), epochs=1, batch_size=32, learning_rate=3e-3, seed=1)
-        if st.button("Train a quick LeNet-5 (one epoch on 6,000 digits, a few seconds)", type="primary"):
+        if st.button(t("runs.quick_lenet"), type="primary"):
             start_run(quick, label="quick LeNet-5")
             st.switch_page("pages/3_Train.py")
         st.stop()
     by_id = {run.id: run for run in reversed(trained)}
-    return by_id[st.selectbox("Model", list(by_id), format_func=lambda i: run_label(by_id[i]))]
+    return by_id[st.selectbox(t("runs.model"), list(by_id), format_func=lambda i: run_label(by_id[i]))]
 
 
 def test_images(run: BackgroundRun) -> cnnlab.Dataset:
@@ -226,11 +235,7 @@ def run_label(run: BackgroundRun) -> str:
 
 
 def duration(seconds: float) -> str:
-    if seconds < 1:
-        return "under 1 s"
-    minutes, seconds = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+    return cnnlab.i18n.duration(seconds, language())
 
 
 def gigabytes(n: int) -> str:

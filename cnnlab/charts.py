@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from . import i18n
 from .layer_table import LayerTable
 from .training import Progress
 
@@ -20,10 +21,10 @@ PALETTE = ("#3b6ea5", "#d1495b", "#66a182", "#edae49", "#8d6a9f", "#00798c", "#6
 MAX_POINTS = 600  # per curve; a browser redrawing every second should not carry thousands
 
 
-def training_curves(series: Sequence[tuple[str, Sequence[Progress], Sequence[Progress]]]) -> go.Figure:
+def training_curves(series: Sequence[tuple[str, Sequence[Progress], Sequence[Progress]]], lang: str = "en") -> go.Figure:
     """Accuracy and loss against epochs: a line per run for training (running mean over the epoch,
     after every batch) and markers for validation (after every epoch)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Accuracy", "Loss"), horizontal_spacing=0.1)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(_t("accuracy_title", lang), _t("loss_title", lang)), horizontal_spacing=0.1)
     for i, (label, batches, epochs) in enumerate(series):
         colour = PALETTE[i % len(PALETTE)]
         batches = _thin(list(batches))
@@ -31,19 +32,20 @@ def training_curves(series: Sequence[tuple[str, Sequence[Progress], Sequence[Pro
         x_val = [float(p.epoch) for p in epochs]
         for col, train_key, val_key in ((1, "accuracy", "val_accuracy"), (2, "loss", "val_loss")):
             fig.add_trace(go.Scatter(x=x, y=[getattr(p, train_key) for p in batches], mode="lines",
-                                     name=f"{label} training", legendgroup=label, showlegend=col == 1,
+                                     name=_t("training_line", lang, run=label), legendgroup=label, showlegend=col == 1,
                                      line=dict(color=colour, width=2)), row=1, col=col)
             fig.add_trace(go.Scatter(x=x_val, y=[getattr(p, val_key) for p in epochs], mode="lines+markers",
-                                     name=f"{label} validation", legendgroup=label, showlegend=col == 1,
+                                     name=_t("validation_line", lang, run=label), legendgroup=label, showlegend=col == 1,
                                      line=dict(color=colour, dash="dot"), marker=dict(size=8)), row=1, col=col)
-    fig.update_xaxes(title_text="epoch", rangemode="tozero")
+    fig.update_xaxes(title_text=_t("epoch", lang), rangemode="tozero")
     fig.update_yaxes(range=[0, 1.02], row=1, col=1)
     fig.update_yaxes(rangemode="tozero", row=1, col=2)
     fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2))
     return fig
 
 
-def class_probabilities(probabilities: np.ndarray, class_names: Sequence[str], true_class: int | None = None) -> go.Figure:
+def class_probabilities(probabilities: np.ndarray, class_names: Sequence[str], true_class: int | None = None,
+                        lang: str = "en") -> go.Figure:
     """A bar per class; the predicted class stands out, the true class is outlined."""
     predicted = int(np.argmax(probabilities))
     colours = [PALETTE[0] if i == predicted else "#b8c4d6" for i in range(len(class_names))]
@@ -51,32 +53,32 @@ def class_probabilities(probabilities: np.ndarray, class_names: Sequence[str], t
     fig = go.Figure(go.Bar(x=list(class_names), y=list(map(float, probabilities)), marker_color=colours,
                            marker_line=dict(color=PALETTE[2], width=widths),
                            text=[f"{p:.1%}" for p in probabilities], textposition="outside"))
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), yaxis=dict(range=[0, 1.1], title="probability"),
-                      xaxis=dict(type="category", title="class"))
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), yaxis=dict(range=[0, 1.1], title=_t("probability", lang)),
+                      xaxis=dict(type="category", title=_t("class", lang)))
     return fig
 
 
-def shapes_through_depth(table: LayerTable) -> go.Figure:
+def shapes_through_depth(table: LayerTable, lang: str = "en") -> go.Figure:
     """Feature-map side (pixels) and channels after every layer that keeps a spatial map."""
     rows = [r for r in table.rows if len(r.output_shape) == 3]
     names = [r.name for r in rows]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Bar(x=names, y=[r.output_shape[-1] for r in rows], name="channels",
+    fig.add_trace(go.Bar(x=names, y=[r.output_shape[-1] for r in rows], name=_t("channels", lang),
                          marker_color="#b8c4d6"), secondary_y=True)
-    fig.add_trace(go.Scatter(x=names, y=[r.output_shape[0] for r in rows], name="side (pixels)",
+    fig.add_trace(go.Scatter(x=names, y=[r.output_shape[0] for r in rows], name=_t("side", lang),
                              mode="lines+markers", line=dict(color=PALETTE[0], width=3)), secondary_y=False)
-    fig.update_yaxes(title_text="feature-map side (pixels)", rangemode="tozero", secondary_y=False)
-    fig.update_yaxes(title_text="channels", rangemode="tozero", secondary_y=True, showgrid=False)
+    fig.update_yaxes(title_text=_t("map_side", lang), rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title_text=_t("channels", lang), rangemode="tozero", secondary_y=True, showgrid=False)
     fig.update_layout(height=360, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.3),
                       xaxis=dict(type="category", tickangle=-45))
     return fig
 
 
-def class_distribution(counts: Sequence[int], class_names: Sequence[str]) -> go.Figure:
+def class_distribution(counts: Sequence[int], class_names: Sequence[str], lang: str = "en") -> go.Figure:
     fig = go.Figure(go.Bar(x=list(class_names), y=list(map(int, counts)), marker_color=PALETTE[0],
                            text=list(map(int, counts)), textposition="outside"))
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), xaxis=dict(type="category"),
-                      yaxis=dict(title="images"))
+                      yaxis=dict(title=_t("images", lang)))
     return fig
 
 
@@ -87,21 +89,21 @@ def _thin(points: list) -> list:
     return [points[i] for i in keep]
 
 
-def confusion_heatmap(confusion: np.ndarray, class_names: Sequence[str]) -> go.Figure:
+def confusion_heatmap(confusion: np.ndarray, class_names: Sequence[str], lang: str = "en") -> go.Figure:
     """Rows: the true class; columns: what the model said. Counts written in every cell."""
     names = list(class_names)
     fig = go.Figure(go.Heatmap(z=confusion, x=names, y=names, colorscale="Blues", text=confusion,
                                texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
     fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10),
-                      xaxis=dict(title="predicted class", type="category", side="top"),
-                      yaxis=dict(title="true class", type="category", autorange="reversed"))
+                      xaxis=dict(title=_t("predicted_class", lang), type="category", side="top"),
+                      yaxis=dict(title=_t("true_class", lang), type="category", autorange="reversed"))
     return fig
 
 
-def per_class_bars(values: np.ndarray, class_names: Sequence[str]) -> go.Figure:
+def per_class_bars(values: np.ndarray, class_names: Sequence[str], lang: str = "en") -> go.Figure:
     fig = go.Figure(go.Bar(x=list(class_names), y=[float(v) for v in np.nan_to_num(values)], marker_color=PALETTE[2],
                            text=[f"{v:.0%}" for v in np.nan_to_num(values)], textposition="outside"))
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), yaxis=dict(range=[0, 1.1], title="accuracy"),
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), yaxis=dict(range=[0, 1.1], title=_t("accuracy", lang)),
                       xaxis=dict(type="category"))
     return fig
 
@@ -123,7 +125,7 @@ def tile(images: np.ndarray, columns: int = 8, scale: int = 1, gap: int = 1) -> 
     return (sheet * 255).astype(np.uint8)
 
 
-def zoo_scatter(rows: Sequence[dict], x: str, x_title: str) -> go.Figure:
+def zoo_scatter(rows: Sequence[dict], x: str, x_title: str, lang: str = "en") -> go.Figure:
     """ImageNet top-1 accuracy against a cost (parameters, time), one labelled point per model, log x axis."""
     shown = sorted((r for r in rows if r.get(x) is not None), key=lambda r: r[x])
     low, high = (math.log10(min(r[x] for r in shown)), math.log10(max(r[x] for r in shown))) if shown else (0, 1)
@@ -135,15 +137,20 @@ def zoo_scatter(rows: Sequence[dict], x: str, x_title: str) -> go.Figure:
     pad = 0.08 * (high - low or 1)
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
                       xaxis=dict(type="log", title=x_title, range=[low - pad, high + pad]),
-                      yaxis=dict(title="ImageNet top-1 accuracy (%)"))
+                      yaxis=dict(title=_t("top1", lang)))
     return fig
 
 
-def top_classes_bars(classes: Sequence[tuple[str, float]]) -> go.Figure:
+def top_classes_bars(classes: Sequence[tuple[str, float]], lang: str = "en") -> go.Figure:
     """Horizontal bars for a model's most likely classes, the most likely on top."""
     names, probabilities = [c for c, _ in classes][::-1], [p for _, p in classes][::-1]
     fig = go.Figure(go.Bar(x=probabilities, y=names, orientation="h", marker_color=PALETTE[0],
                            text=[f"{p:.1%}" for p in probabilities], textposition="outside"))
     fig.update_layout(height=60 + 40 * len(names), margin=dict(l=10, r=10, t=10, b=10),
-                      xaxis=dict(range=[0, 1.15], title="probability"))
+                      xaxis=dict(range=[0, 1.15], title=_t("probability", lang)))
     return fig
+
+
+def _t(key: str, lang: str, **values) -> str:
+    return i18n.text(f"charts.{key}", lang, **values)
+

@@ -6,7 +6,7 @@ import cnnlab
 import ui
 from cnnlab.charts import shapes_through_depth
 
-ui.page("Architecture")
+ui.page("architecture")
 st.title("Architecture")
 
 names = list(cnnlab.ARCHITECTURES)
@@ -37,7 +37,7 @@ try:
     with st.spinner("Building the network's layers (shapes only, no weights)..."):
         table = cnnlab.layer_table(config)
 except ValueError as problem:
-    st.warning(str(problem))
+    st.warning(ui.say(problem))
     st.stop()
 
 total, trainable, macs, acts = st.columns(4)

@@ -7,7 +7,7 @@ import ui
 from cnnlab.charts import class_distribution, tile
 from cnnlab.data import preprocessing_steps
 
-ui.page("Data")
+ui.page("data")
 st.title("Data")
 
 SOURCES = {"bundled": "the bundled 10% sample shipped with CNN Lab (works offline)",
@@ -25,7 +25,7 @@ spec = cnnlab.DATASETS[name]
 try:
     data = ui.dataset(name, source).sample(fraction, seed=0)
 except ValueError as problem:
-    st.warning(str(problem))
+    st.warning(ui.say(problem))
     st.stop()
 st.markdown(f"**Source:** {SOURCES[source]}. "
             f"**In this sample:** {len(data.x_train):,} training and {len(data.x_test):,} test images, "

@@ -8,7 +8,7 @@ from cnnlab.charts import training_curves
 from cnnlab.cost import check_fits, estimate_cost
 from cnnlab.runner import FAILED, QUEUED, STOPPED
 
-ui.page("Train")
+ui.page("train")
 st.title("Train")
 
 trainable = [a.name for a in cnnlab.ARCHITECTURES.values() if a.trainable]
@@ -46,7 +46,7 @@ try:
     n_train = max(1, round(len(data.x_train) * sample))
     cost = estimate_cost(config, n_train, max(1, round(len(data.x_test) * sample)))
 except ValueError as problem:
-    st.warning(str(problem))
+    st.warning(ui.say(problem))
     st.stop()
 
 time_col, memory_col, data_col = st.columns(3)
@@ -64,7 +64,7 @@ if start_col.button("Start", type="primary", disabled=active is not None, width=
     try:
         check_fits(cost)
     except ValueError as problem:
-        st.warning(str(problem))
+        st.warning(ui.say(problem))
     else:
         active = ui.start_run(config)
 if stop_col.button("Stop", disabled=active is None, width="stretch"):
@@ -93,10 +93,10 @@ def live():
                    "epoch). Validation: the test sample, after every epoch.")
     else:
         st.progress(0.0, text=f"{ui.run_label(run)} · "
-                              f"{run.status_text or 'building the model and preparing the first batch...'}")
+                              f"{ui.say(run.status_text) if run.status_text else 'building the model and preparing the first batch...'}")
     if run.active:
         for note in run.notes:
-            st.info(note)
+            st.info(ui.say(note))
     if not run.active and st.session_state.get("drawn_finished") != run.id:
         st.session_state["drawn_finished"] = run.id
         st.rerun()  # draw the results and re-enable Start
@@ -111,7 +111,7 @@ if last is not None and not last.active:
     elif last.run is not None:
         result = last.run
         for note in result.notes:
-            st.info(note)
+            st.info(ui.say(note))
         if last.status == STOPPED:
             batches = len(last.batches)
             st.warning(f"Run #{last.id} {last.stop_reason or 'stopped'} after {batches} batch"

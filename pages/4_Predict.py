@@ -7,7 +7,7 @@ import cnnlab
 import ui
 from cnnlab.charts import class_probabilities
 
-ui.page("Predict")
+ui.page("predict")
 st.title("Predict")
 
 choice = ui.choose_trained_run()

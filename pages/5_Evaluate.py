@@ -6,7 +6,7 @@ import cnnlab
 import ui
 from cnnlab.charts import confusion_heatmap, per_class_bars
 
-ui.page("Evaluate")
+ui.page("evaluate")
 st.title("Evaluate")
 
 choice = ui.choose_trained_run()

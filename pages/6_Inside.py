@@ -8,7 +8,7 @@ import ui
 from cnnlab import explain
 from cnnlab.charts import tile
 
-ui.page("Inside")
+ui.page("inside")
 st.title("Inside the network")
 
 choice = ui.choose_trained_run()

@@ -7,7 +7,7 @@ import ui
 from cnnlab import explain
 from cnnlab.charts import class_probabilities
 
-ui.page("Your image")
+ui.page("your_image")
 st.title("Your image")
 
 choice = ui.choose_trained_run()
@@ -33,7 +33,7 @@ if picture is None:
 try:
     image = cnnlab.read_image(picture, shape)  # digits are normalised as MNIST's were
 except ValueError as problem:
-    st.warning(str(problem))
+    st.warning(ui.say(problem))
     st.stop()
 
 probabilities = cnnlab.predict_proba(model, image)[0]

@@ -9,7 +9,7 @@ from cnnlab.architectures.applications import APPLICATIONS, DOCS_URL
 from cnnlab.charts import top_classes_bars, zoo_scatter
 from cnnlab.pretrained import WeightsUnavailable
 
-ui.page("Zoo")
+ui.page("zoo")
 st.title("Model zoo")
 st.markdown(f"The table the lecture ends with, from the [Keras Applications documentation]({DOCS_URL}), next to "
             "what the same networks say about themselves when built here. Click a column to sort.")
@@ -60,7 +60,7 @@ with time_col:
                 try:
                     zoo.measure_cpu_ms(key)
                 except ValueError as problem:
-                    st.warning(str(problem))
+                    st.warning(ui.say(problem))
         st.rerun()
 st.caption(zoo.DEPTH_NOTE + " " + zoo.TIME_NOTE)
 
@@ -91,10 +91,10 @@ else:
         model = ui.pretrained(key)
         image, best = zoo.classify(model, upload.getvalue())
     except WeightsUnavailable as missing:
-        st.warning(str(missing))
+        st.warning(ui.say(missing))
         st.caption("Everything else on this page works without the weights.")
     except ValueError as problem:
-        st.warning(str(problem))
+        st.warning(ui.say(problem))
     else:
         seen_col, bars_col = st.columns([1, 2])
         seen_col.image(image, caption=f"what {APPLICATIONS[key].name} receives: {image.shape[0]}x{image.shape[1]} RGB")

@@ -35,7 +35,7 @@ def test_home_shows_the_lineage():
     table = at.dataframe[0].value
     assert list(table["network"]) == ["LeNet-5", "AlexNet", "VGG19", "VGG19 (Keras Applications, no top)",
                                       "Transfer learning (frozen ImageNet base + new head)"]
-    assert "61,706" in list(table["parameters"])
+    assert 61_706 in list(table["parameters"])
 
 
 def test_architecture_page_table_follows_the_knobs():
@@ -237,3 +237,44 @@ def test_pages_explain_the_lecture():
     data = no_exceptions(page("pages/2_Data.py").run())
     texts = [m.value for m in data.expander[0].markdown]
     assert any("Padding MNIST to 32x32" in t for t in texts) and any("One-hot" in t for t in texts)
+
+
+def rendered_texts(at: AppTest) -> list[str]:
+    """Every text a learner reads on the page, apart from data (tables, charts, images)."""
+    texts = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "success", "error"):
+        texts += [element.value for element in getattr(at, kind)]
+    for kind in ("button", "selectbox", "number_input", "slider", "metric", "expander", "tabs", "toggle"):
+        texts += [element.label for element in getattr(at, kind)]
+    return texts + [link.proto.label for link in at.get("page_link")]
+
+
+def from_the_catalogue(text: str, lang: str) -> bool:
+    import re
+    import string
+
+    from cnnlab import i18n
+
+    for template in i18n.catalogue(lang).values():
+        pattern = "".join(re.escape(literal) + (".+?" if field else "")
+                          for literal, field, _, _ in string.Formatter().parse(template))
+        if re.fullmatch(pattern, text.strip(), flags=re.S) or text.strip() == template.strip():
+            return True
+    return False
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_home_speaks_only_from_the_catalogue(lang):
+    at = page("streamlit_app.py")
+    at.session_state["language"] = lang
+    no_exceptions(at.run())
+    strays = [text for text in rendered_texts(at) if not from_the_catalogue(text, lang)]
+    assert not strays, strays
+    if lang == "ko":
+        assert at.subheader[0].value == "LeNet에서 VGG까지" and "학습" in [l.proto.label for l in at.get("page_link")]
+
+
+
+def test_the_catalogue_check_catches_a_string_written_into_a_page():
+    at = AppTest.from_string('import streamlit as st\nst.title("CNN Lab")\nst.button("Start now")').run()
+    assert [text for text in rendered_texts(at) if not from_the_catalogue(text, "en")] == ["Start now"]
