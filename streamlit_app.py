@@ -9,13 +9,13 @@ ui.page("home")
 
 
 @st.cache_data
-def lineage() -> list[dict]:
+def lineage(lang: str) -> list[dict]:
     rows = []
     for arch in cnnlab.ARCHITECTURES.values():
         if arch.application:  # the Keras Applications have their own page, the Zoo
             continue
         table = cnnlab.layer_table(arch.name)
-        rows.append({"network": arch.title, "year": arch.year, "weight_layers": arch.depth,
+        rows.append({"network": ui.arch_title(arch), "year": arch.year, "weight_layers": arch.depth,
                      "parameters": table.total_params, "input": f"{arch.input_size}x{arch.input_size}",
                      "dataset": arch.dataset.upper(), "paper": arch.paper})
     return rows
@@ -25,7 +25,7 @@ st.title(ui.t("app.name"))
 st.markdown(ui.t("home.intro"))
 
 st.subheader(ui.t("home.lineage"))
-st.dataframe(lineage(), hide_index=True, width="stretch", column_config={
+st.dataframe(lineage(ui.language()), hide_index=True, width="stretch", column_config={
     name: st.column_config.Column(ui.t(f"home.column.{name}"))
     for name in ("network", "year", "weight_layers", "input", "dataset", "paper")} | {
     "parameters": st.column_config.NumberColumn(ui.t("home.column.parameters"), format="localized")})

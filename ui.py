@@ -59,6 +59,7 @@ def page(key: str) -> None:
         st.markdown(t("app.sidebar"))
         for target, name, symbol in PAGES:
             st.page_link(target, label=t(f"nav.{name}"), icon=symbol)
+        _language_switch()
         st.divider()
 
 
@@ -79,17 +80,47 @@ def training_pool() -> TrainingPool:
 
 
 def language() -> str:
-    """The language of this browser session's texts: the one chosen in this session, else English.
+    """The language of this browser session: the sidebar's choice once made, else the browser's
+    locale (Korean for ko-*), else English."""
+    chosen = st.session_state.get("language")
+    if chosen in cnnlab.i18n.LANGUAGES:
+        return chosen
+    return cnnlab.i18n.language_of(st.context.locale)
 
-    Following the browser's locale and the sidebar switch come once every page reads its texts from
-    the catalogues; until then a Korean browser would see half-translated pages.
-    """
-    return st.session_state.get("language", cnnlab.i18n.FALLBACK)
+
+def _language_switch() -> None:
+    """The sidebar's language choice; it holds for the rest of this browser session, on every page."""
+    languages = list(cnnlab.i18n.LANGUAGES)
+
+    def keep():
+        st.session_state["language"] = st.session_state["language_switch"]
+
+    st.selectbox(t("app.language"), languages, index=languages.index(language()), key="language_switch",
+                 format_func=cnnlab.i18n.LANGUAGES.get, on_change=keep)
 
 
 def t(key: str, **values) -> str:
     """A text from the catalogue, in this browser session's language."""
     return cnnlab.i18n.text(key, language(), **values)
+
+
+def class_name(names, index: int) -> str:
+    """A class's name in this session's language (CIFAR-10's are translated; digits stay digits)."""
+    key = f"classes.{names[index]}"
+    return t(key) if cnnlab.i18n.has(key) else names[index]
+
+
+def class_names(names) -> list[str]:
+    return [class_name(names, i) for i in range(len(names))]
+
+
+def arch_title(arch: cnnlab.Architecture) -> str:
+    """An architecture's title in this session's language; the papers' names stay as they are."""
+    if cnnlab.i18n.has(f"arch_title.{arch.name}"):
+        return t(f"arch_title.{arch.name}")
+    if arch.application:
+        return t("arch_title.keras", name=cnnlab.zoo.APPLICATIONS[arch.application].name)
+    return arch.title
 
 
 def say(thing) -> str:
@@ -102,12 +133,14 @@ def knob_inputs(arch: cnnlab.Architecture, key: str) -> dict:
     knobs = {}
     for knob in arch.knobs:
         widget_key = f"{key}-{arch.name}-{knob.name}"
+        label = t(f"knobs.{knob.name}.label")
+        help_text = t(f"knobs.{knob.name}.{'keras' if arch.application else arch.name}")
         if knob.choices:
-            knobs[knob.name] = st.selectbox(knob.name, knob.choices, index=knob.choices.index(knob.default),
-                                            help=knob.help, key=widget_key)
+            knobs[knob.name] = st.selectbox(label, knob.choices, index=knob.choices.index(knob.default),
+                                            help=help_text, key=widget_key)
         else:
-            knobs[knob.name] = st.number_input(knob.name, min_value=float(knob.range[0]), max_value=float(knob.range[1]),
-                                               value=float(knob.default), help=knob.help, key=widget_key, format="%g")
+            knobs[knob.name] = st.number_input(label, min_value=float(knob.range[0]), max_value=float(knob.range[1]),
+                                               value=float(knob.default), help=help_text, key=widget_key, format="%g")
     return knobs
 
 
@@ -172,7 +205,7 @@ def test_images(run: BackgroundRun) -> cnnlab.Dataset:
 _CANVAS_HTML = """
 <div class="pad">
   <canvas width="280" height="280"></canvas>
-  <button type="button">Clear</button>
+  <button type="button">{clear}</button>
 </div>
 """
 _CANVAS_CSS = """
@@ -206,10 +239,11 @@ export default function(component) {
 
 
 @functools.cache
-def _canvas_component():
+def _canvas_component(lang: str):
     import streamlit.components.v2 as components
 
-    return components.component("cnnlab_canvas", html=_CANVAS_HTML, css=_CANVAS_CSS, js=_CANVAS_JS)
+    html = _CANVAS_HTML.replace("{clear}", cnnlab.i18n.text("your_image.clear", lang))
+    return components.component(f"cnnlab_canvas_{lang}", html=html, css=_CANVAS_CSS, js=_CANVAS_JS)
 
 
 def drawing_canvas(key: str) -> bytes | None:
@@ -217,7 +251,7 @@ def drawing_canvas(key: str) -> bytes | None:
     Returns the drawing as PNG bytes, or None before anything is drawn (or after Clear)."""
     import base64
 
-    result = _canvas_component()(key=key, on_png_change=lambda: None)
+    result = _canvas_component(language())(key=key, on_png_change=lambda: None)
     data_url = getattr(result, "png", None) or ""
     if not data_url.startswith("data:image/png;base64,"):
         return None
@@ -226,12 +260,13 @@ def drawing_canvas(key: str) -> bytes | None:
 
 def class_label(names, index: int) -> str:
     """'7' for MNIST's digits, '3 · cat' for CIFAR-10."""
-    return names[index] if names[index] == str(index) else f"{index} · {names[index]}"
+    return names[index] if names[index] == str(index) else f"{index} · {class_name(names, index)}"
 
 
 def run_label(run: BackgroundRun) -> str:
     c = run.config
-    return f"#{run.id} {c.model.arch} · {c.recipe} · lr {c.learning_rate:g} · {c.epochs} ep"
+    return t("runs.label", id=str(run.id), arch=c.model.arch, recipe=c.recipe, lr=f"{c.learning_rate:g}",
+             epochs=c.epochs)
 
 
 def duration(seconds: float) -> str:

@@ -29,7 +29,6 @@ class DatasetSpec:
     title: str
     image_shape: tuple[int, int, int]
     class_names: tuple[str, ...]
-    credit: str
 
     @property
     def num_classes(self) -> int:
@@ -37,13 +36,8 @@ class DatasetSpec:
 
 
 DATASETS: dict[str, DatasetSpec] = {s.name: s for s in [
-    DatasetSpec("mnist", "MNIST handwritten digits", (28, 28, 1), MNIST_CLASSES,
-                "Yann LeCun, Corinna Cortes and Christopher J.C. Burges, \"The MNIST database of "
-                "handwritten digits\". CC BY-SA 3.0."),
-    DatasetSpec("cifar10", "CIFAR-10", (32, 32, 3), CIFAR10_CLASSES,
-                "Alex Krizhevsky, \"Learning Multiple Layers of Features from Tiny Images\", 2009. "
-                "The bundled sample was decoded from a JPEG-encoded copy, so pixels differ slightly "
-                "from the original binary batches."),
+    DatasetSpec("mnist", "MNIST handwritten digits", (28, 28, 1), MNIST_CLASSES),
+    DatasetSpec("cifar10", "CIFAR-10", (32, 32, 3), CIFAR10_CLASSES),
 ]}
 
 
@@ -237,22 +231,19 @@ class PreprocessingStep:
         return int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
 
 
-_SCALING = {  # how each network family wants its pixels, why, and the longer explanation's topic
-    "rescale": ("/255", "pixels in [0, 1]: gentler gradients than 0-255", "rescale"),
-    "caffe": ("ImageNet caffe", "RGB to BGR, minus the ImageNet mean pixel, as the pretrained weights expect", None),
-    "tf": ("scale to [-1, 1]", "x / 127.5 - 1, as the pretrained weights expect", None),
-    "torch": ("ImageNet torch", "/255, then minus ImageNet's mean and divided by its spread, per channel", None),
-    "none": None,  # EfficientNet scales pixels in its own first layers
-}
-
-
-def preprocessing_steps(model_config, n_images: int) -> list[PreprocessingStep]:
+def preprocessing_steps(model_config, n_images: int, lang: str = "en") -> list[PreprocessingStep]:
     """The lecture's preprocessing for a model, step by step, with the array's shape after each.
 
     The lecture applies these to the whole array up front; cnnlab's models do the image steps
-    in their own layers, per batch (see architectures.preprocessing).
+    in their own layers, per batch (see architectures.preprocessing). Names and reasons are the
+    catalogue's ("steps.<id>") in `lang`.
     """
     from .architectures import get_architecture, pixel_scaling
+    from .i18n import text
+
+    def step(name, shape, dtype, topic=None, **values):
+        return PreprocessingStep(text(f"steps.{name}.name", lang), shape, dtype,
+                                 text(f"steps.{name}.why", lang, **values), topic)
 
     config = model_config.resolved()
     arch = get_architecture(config.arch)
@@ -260,24 +251,21 @@ def preprocessing_steps(model_config, n_images: int) -> list[PreprocessingStep]:
     size = config.input_size
     grey = c == 1
     shape = (n_images, h, w) if grey else (n_images, h, w, c)
-    steps = [PreprocessingStep("raw images", shape, "uint8", "pixels 0-255, as Keras's loader returns them")]
+    steps = [step("raw", shape, "uint8")]
     if (h, w) != (size, size):
-        if arch.fit == "pad" and size >= max(h, w):
-            how, why = "pad", f"zero border of {(size - h) // 2} px per side, so strokes near the edge reach C1's kernels"
-        else:
-            how, why = "resize", f"bilinear, {h}x{w} to {size}x{size}, the input size the network was designed for"
         shape = (n_images, size, size) + (() if grey else (c,))
-        steps.append(PreprocessingStep(how, shape, "float32" if how == "resize" else "uint8", why, how))
+        if arch.fit == "pad" and size >= max(h, w):
+            steps.append(step("pad", shape, "uint8", "pad", border=str((size - h) // 2)))
+        else:
+            steps.append(step("resize", shape, "float32", "resize", before=f"{h}x{w}", after=f"{size}x{size}"))
     if grey:
         shape = shape + (1,)
-        steps.append(PreprocessingStep("add a channel", shape, steps[-1].dtype, "Conv2D wants (height, width, channels)"))
-    step = _SCALING[pixel_scaling(config)]
-    if step is not None:
-        steps.append(PreprocessingStep(step[0], shape, "float32", *step[1:]))
+        steps.append(step("channel", shape, steps[-1].dtype))
+    scaling = pixel_scaling(config)  # EfficientNet ("none") scales pixels in its own first layers
+    if scaling != "none":
+        steps.append(step(scaling, shape, "float32", "rescale" if scaling == "rescale" else None))
     if arch.labels == "one-hot":
-        steps.append(PreprocessingStep("one-hot labels", (n_images, config.classes), "float32",
-                                       "categorical cross-entropy compares against a 0/1 vector", "labels"))
+        steps.append(step("onehot", (n_images, config.classes), "float32", "labels"))
     else:
-        steps.append(PreprocessingStep("integer labels", (n_images,), "int64",
-                                       "sparse categorical cross-entropy takes the class index directly", "labels"))
+        steps.append(step("integer", (n_images,), "int64", "labels"))
     return steps

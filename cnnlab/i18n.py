@@ -42,6 +42,10 @@ def text(key: str, lang: str = FALLBACK, **values) -> str:
     return template.format(**{name: _formatted(value, lang) for name, value in values.items()})
 
 
+def has(key: str) -> bool:
+    return key in catalogue(FALLBACK)
+
+
 def placeholders(template: str) -> set[str]:
     return {field for _, field, _, _ in string.Formatter().parse(template) if field}
 

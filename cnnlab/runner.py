@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 from .data import Dataset
+from .errors import Text
 from .inference import Collapse, detect_collapse
 from .training import Progress, Run, TrainConfig, train
 
@@ -38,7 +39,7 @@ class BackgroundRun:
         self.epochs: list[Progress] = []      # after every epoch, with validation
         self.run: Run | None = None
         self.error: str | None = None
-        self.stop_reason: str | None = None
+        self.stop_reason: Text | None = None
         self.collapse: Collapse | None = None
         self.notes: list = []                 # what the learner should read about this run (errors.Text)
         self.status_text = None               # what it is doing before its first batch (errors.Text)
@@ -51,7 +52,7 @@ class BackgroundRun:
     def active(self) -> bool:
         return self.status in (QUEUED, RUNNING)
 
-    def stop(self, reason: str = "stopped by the learner") -> None:
+    def stop(self, reason: Text = Text("runs.stopped_by_learner")) -> None:
         if self.active and not self._stop.is_set():
             self.stop_reason = reason
             self._stop.set()
@@ -60,7 +61,7 @@ class BackgroundRun:
         self.progress = progress
         self.batches.append(progress)
         if self._max_seconds is not None and progress.elapsed > self._max_seconds:
-            self.stop(f"stopped at the time limit of {self._max_seconds / 60:.0f} minutes")
+            self.stop(Text("runs.stopped_time_limit", minutes=f"{self._max_seconds / 60:.0f}"))
 
     def on_epoch(self, progress: Progress) -> None:
         self.progress = progress

@@ -82,16 +82,6 @@ def disagreements(app: Application, ours: Counted) -> list[str]:
     return notes
 
 
-DEPTH_NOTE = ("The documentation calls its depth 'topological depth, including activation and batch-normalisation "
-              "layers', but its numbers count the layers that hold weights: convolutions, batch normalisations and "
-              "dense layers (ResNet50: 53 + 53 + 1 = 107). Layers without weights (activations, pooling, additions) "
-              "are not counted. Where branches run side by side (Inception, NASNet, the shortcuts of ResNet), the "
-              "longest path a signal travels is shorter than that count.")
-TIME_NOTE = ("The documentation's CPU and GPU times are milliseconds per inference step of 32 images, on a "
-             "92-core AMD EPYC and a Tesla A100; 'here' is milliseconds per image on this server, "
-             f"in batches of {TIMING_BATCH}.")
-
-
 def zoo_rows(timings: dict[str, float] | None = None) -> list[dict]:
     """One row per model: the documentation's numbers, ours where counted, and this server's timing."""
     timings = timings if timings is not None else cached_timings()

@@ -7,49 +7,48 @@ import ui
 from cnnlab.charts import shapes_through_depth
 
 ui.page("architecture")
-st.title("Architecture")
+st.title(ui.t("architecture.title"))
 
 names = list(cnnlab.ARCHITECTURES)
-arch = cnnlab.get_architecture(st.selectbox("Architecture", names, key="architecture",
-                                            format_func=lambda n: f"{cnnlab.ARCHITECTURES[n].title} · {n}"))
+arch = cnnlab.get_architecture(st.selectbox(ui.t("architecture.choose"), names, key="architecture",
+                                            format_func=lambda n: f"{ui.arch_title(cnnlab.ARCHITECTURES[n])} · {n}"))
 if arch.application:
-    st.caption(f"{arch.paper}. Keras's ImageNet classifier (1,000 classes), top included: the lab shows its layers "
-               "here and classifies photos with its pretrained weights on the **Zoo** page; it does not train it.")
+    st.caption(ui.t("architecture.caption_zoo", paper=arch.paper))
 else:
-    st.caption(f"{arch.paper}. Trained here on {arch.dataset.upper()}.")
+    st.caption(ui.t("architecture.caption", paper=arch.paper, dataset=arch.dataset.upper()))
 if arch.explained_by:
-    with st.expander(ui.t("architecture.about", title=arch.title)):
+    with st.expander(ui.t("architecture.about", title=ui.arch_title(arch))):
         for topic in arch.explained_by:
             st.markdown(ui.t(f"explain.{topic}"))
 
 with st.sidebar:
-    st.header("Knobs")
-    input_size = st.number_input("Input size (pixels)", min_value=1, max_value=cnnlab.architectures.MAX_INPUT_SIZE,
-                                 value=arch.input_size, step=1, key=f"size-{arch.name}",
-                                 help=f"The paper's is {arch.input_size}; the smallest that works is {arch.min_input_size}.")
-    width = st.slider("Width multiplier", 0.05, 2.0, 1.0, 0.05, key=f"width-{arch.name}",
-                      help="Multiplies every layer's filters and units." if not arch.fixed_width
-                      else "Keras builds this network with fixed widths.", disabled=arch.fixed_width)
+    st.header(ui.t("architecture.knobs"))
+    input_size = st.number_input(ui.t("architecture.input_size"), min_value=1,
+                                 max_value=cnnlab.architectures.MAX_INPUT_SIZE, value=arch.input_size, step=1,
+                                 key=f"size-{arch.name}", help=ui.t("architecture.input_size_help", paper=arch.input_size,
+                                                                     smallest=arch.min_input_size))
+    width = st.slider(ui.t("architecture.width"), 0.05, 2.0, 1.0, 0.05, key=f"width-{arch.name}",
+                      help=ui.t("architecture.width_help" if not arch.fixed_width else "architecture.width_fixed"),
+                      disabled=arch.fixed_width)
     knobs = ui.knob_inputs(arch, "architecture")
 
 config = cnnlab.ModelConfig(arch.name, input_size=int(input_size), width=width, knobs=knobs)
 try:
-    with st.spinner("Building the network's layers (shapes only, no weights)..."):
+    with st.spinner(ui.t("architecture.building")):
         table = cnnlab.layer_table(config)
 except ValueError as problem:
     st.warning(ui.say(problem))
     st.stop()
 
 total, trainable, macs, acts = st.columns(4)
-total.metric("Parameters", f"{table.total_params:,}")
-trainable.metric("Trainable", f"{table.trainable_params:,}",
-                 help="Batch normalisation's running statistics and a frozen base are not trained.")
-macs.metric("Multiply-accumulates per image", f"{table.total_macs:,}")
-acts.metric("Activations per image", f"{table.total_activations:,}")
+total.metric(ui.t("architecture.parameters"), cnnlab.i18n.number(table.total_params))
+trainable.metric(ui.t("architecture.trainable"), cnnlab.i18n.number(table.trainable_params),
+                 help=ui.t("architecture.trainable_help"))
+macs.metric(ui.t("architecture.macs"), cnnlab.i18n.number(table.total_macs))
+acts.metric(ui.t("architecture.activations"), cnnlab.i18n.number(table.total_activations))
 if not table.is_chain:
-    st.caption(f"This network has branches: {len(table.rows) - 1:,} layers, {table.weight_layers} of them with "
-               f"weights, but the longest path from input to output passes only {table.longest_path()}. "
-               "The **inputs** column names the layers each one reads; more than one is where branches merge.")
+    st.caption(ui.t("architecture.branches", layers=len(table.rows) - 1, weighted=table.weight_layers,
+                    longest=table.longest_path()))
 
 rows = [row.to_dict() | {"output_shape": " x ".join(map(str, row.output_shape)), "inputs": ", ".join(row.inputs),
                          "receptive_field": str(row.receptive_field or ""), "effective_stride": str(row.effective_stride or "")}
@@ -60,17 +59,14 @@ rows.append({"name": "total", "type": "", "kind": "", "output_shape": "", "param
 st.dataframe(rows, hide_index=True, width="stretch", height=min(35 * (len(rows) + 1) + 3, 770), column_order=(
     "name", "type", "kind", "output_shape", "params", "trainable_params", "macs", "activations", "receptive_field",
     "effective_stride") + (() if table.is_chain else ("inputs",)), column_config={
-    "trainable_params": st.column_config.NumberColumn("trainable", format="localized"),
-    "params": st.column_config.NumberColumn("params", format="localized"),
-    "macs": st.column_config.NumberColumn("MACs", format="localized"),
-    "activations": st.column_config.NumberColumn("activations", format="localized"),
-    "receptive_field": st.column_config.TextColumn("receptive field (px)"),
-    "effective_stride": st.column_config.TextColumn("effective stride (px)"),
-})
-st.caption("kind 'preprocessing': the lecture's preprocessing, done inside the model on each batch. "
-           "Receptive field and stride are in pixels of the network's input after preprocessing.")
+    column: (st.column_config.NumberColumn(ui.t(f"architecture.column.{column}"), format="localized")
+             if column in ("params", "trainable_params", "macs", "activations")
+             else st.column_config.Column(ui.t(f"architecture.column.{column}")))
+    for column in ("name", "type", "kind", "output_shape", "params", "trainable_params", "macs", "activations",
+                   "receptive_field", "effective_stride", "inputs")})
+st.caption(ui.t("architecture.table_note"))
 
-st.download_button("Download the table (CSV)", table.to_csv(), file_name=f"{arch.name}_layers.csv", mime="text/csv")
+st.download_button(ui.t("architecture.download"), table.to_csv(), file_name=f"{arch.name}_layers.csv", mime="text/csv")
 
-st.subheader("Feature maps through the network")
-st.plotly_chart(shapes_through_depth(table), width="stretch")
+st.subheader(ui.t("architecture.shapes"))
+st.plotly_chart(shapes_through_depth(table, lang=ui.language()), width="stretch")

@@ -8,18 +8,15 @@ from cnnlab.charts import class_distribution, tile
 from cnnlab.data import preprocessing_steps
 
 ui.page("data")
-st.title("Data")
+st.title(ui.t("data.title"))
 
-SOURCES = {"bundled": "the bundled 10% sample shipped with CNN Lab (works offline)",
-           "full": "the full dataset, downloaded once by Keras (needs the network)"}
 
 name_col, source_col, arch_col, fraction_col = st.columns(4)
-name = name_col.selectbox("Dataset", list(cnnlab.DATASETS), format_func=lambda n: cnnlab.DATASETS[n].title)
-source = source_col.selectbox("Source", list(SOURCES))
+name = name_col.selectbox(ui.t("data.dataset"), list(cnnlab.DATASETS), format_func=lambda n: ui.t(f"datasets.{n}.title"))
+source = source_col.selectbox(ui.t("data.source"), list(cnnlab.data.SOURCES))
 archs = [a.name for a in cnnlab.ARCHITECTURES.values() if a.dataset == name]
-arch = arch_col.selectbox("Preprocess for", archs, format_func=lambda n: cnnlab.ARCHITECTURES[n].title)
-fraction = fraction_col.slider("Sample fraction", 0.05, 1.0, 1.0, 0.05,
-                               help="Drawn at random without replacement, like the lecture's 10% sample.")
+arch = arch_col.selectbox(ui.t("data.preprocess_for"), archs, format_func=lambda n: ui.arch_title(cnnlab.ARCHITECTURES[n]))
+fraction = fraction_col.slider(ui.t("data.fraction"), 0.05, 1.0, 1.0, 0.05, help=ui.t("data.fraction_help"))
 
 spec = cnnlab.DATASETS[name]
 try:
@@ -27,31 +24,32 @@ try:
 except ValueError as problem:
     st.warning(ui.say(problem))
     st.stop()
-st.markdown(f"**Source:** {SOURCES[source]}. "
-            f"**In this sample:** {len(data.x_train):,} training and {len(data.x_test):,} test images, "
-            f"{data.image_shape[0]}x{data.image_shape[1]} pixels, {data.image_shape[2]} channel(s).")
-st.caption(f"Credit: {spec.credit}")
+st.markdown(ui.t("data.summary", source=ui.t(f"data.source_{source}"), train=len(data.x_train), test=len(data.x_test),
+                 size=f"{data.image_shape[0]}x{data.image_shape[1]}", channels=data.image_shape[2]))
+st.caption(ui.t("data.credit", credit=ui.t(f"datasets.{name}.credit")))
 
-st.subheader("Examples of every class")
-per_class = st.slider("Images per class", 1, 16, 10)
+st.subheader(ui.t("data.examples"))
+per_class = st.slider(ui.t("data.per_class"), 1, 16, 10)
 for index, class_name in enumerate(data.class_names):
     label_col, images_col = st.columns([1, 9], vertical_alignment="center")
-    label_col.markdown(f"**{ui.class_label(data.class_names, index)}**")
+    label_col.markdown(ui.t("data.class_row", label=ui.class_label(data.class_names, index)))
     images_col.image(tile(data.examples(index, per_class) / 255, columns=per_class, scale=2, gap=2))
 
-st.subheader("The lecture's preprocessing, step by step")
-steps = preprocessing_steps(cnnlab.ModelConfig(arch), len(data.x_train))
-st.dataframe([{"step": s.step, "array shape": str(s.shape), "dtype": s.dtype,
-               "whole array": ui.gigabytes(s.nbytes_whole_array), "why": s.why} for s in steps],
-             hide_index=True, width="stretch")
-st.caption("The lecture applies these to the whole array before training. CNN Lab's models do the image steps "
-           "in their own first layers, one batch at a time, so memory grows with the batch, not the dataset.")
+st.subheader(ui.t("data.steps"))
+steps = preprocessing_steps(cnnlab.ModelConfig(arch), len(data.x_train), ui.language())
+st.dataframe([{"step": s.step, "shape": str(s.shape), "dtype": s.dtype,
+               "whole_array": ui.gigabytes(s.nbytes_whole_array), "why": s.why} for s in steps],
+             hide_index=True, width="stretch", column_config={
+                 column: st.column_config.Column(ui.t(f"data.column.{column}"))
+                 for column in ("step", "shape", "dtype", "whole_array", "why")})
+st.caption(ui.t("data.steps_note"))
 with st.expander(ui.t("data.why_steps")):
     for topic in [s.topic for s in steps if s.topic] + ["sample"]:
         st.markdown(ui.t(f"explain.preprocessing.{topic}"))
 
-st.subheader("Class distribution of the sample")
-tabs = st.tabs(["training", "test"])
+st.subheader(ui.t("data.distribution"))
+tabs = st.tabs([ui.t("data.training_tab"), ui.t("data.test_tab")])
 for tab, split in zip(tabs, ("train", "test")):
-    tab.plotly_chart(class_distribution(data.class_counts(split), data.class_names), width="stretch",
+    tab.plotly_chart(class_distribution(data.class_counts(split), ui.class_names(data.class_names), lang=ui.language()),
+                     width="stretch",
                      key=f"distribution-{split}")

@@ -9,32 +9,31 @@ from cnnlab.cost import check_fits, estimate_cost
 from cnnlab.runner import FAILED, QUEUED, STOPPED
 
 ui.page("train")
-st.title("Train")
+st.title(ui.t("train.title"))
 
 trainable = [a.name for a in cnnlab.ARCHITECTURES.values() if a.trainable]
 active = ui.active_run()
 
 with st.sidebar:
-    st.header("Run settings")
-    arch = cnnlab.get_architecture(st.selectbox("Architecture", trainable,
-                                                format_func=lambda n: cnnlab.ARCHITECTURES[n].title))
-    recipe_name = st.selectbox("Recipe", [*cnnlab.RECIPES, "custom"],
-                               help="seed: the lecture's settings; paper: SGD as the papers; stable: Adam at 1e-4")
+    st.header(ui.t("train.settings"))
+    arch = cnnlab.get_architecture(st.selectbox(ui.t("architecture.choose"), trainable, key="train-arch",
+                                                format_func=lambda n: ui.arch_title(cnnlab.ARCHITECTURES[n])))
+    recipe_name = st.selectbox(ui.t("train.recipe"), [*cnnlab.RECIPES, "custom"], help=ui.t("train.recipe_help"))
     base = cnnlab.RECIPES["seed" if recipe_name == "custom" else recipe_name]
     if recipe_name != "custom":
-        st.caption(base.description)
-    epochs = st.number_input("Epochs", 1, 100, 3 if arch.name == "lenet5" else 1)
-    batch_size = st.select_slider("Batch size", [8, 16, 32, 64, 128, 256], value=base.batch_size)
-    lr = st.number_input("Learning rate", 1e-6, 1.0, base.learning_rate, format="%g",
+        st.caption(ui.t(f"recipes.{recipe_name}"))
+    epochs = st.number_input(ui.t("train.epochs"), 1, 100, 3 if arch.name == "lenet5" else 1)
+    batch_size = st.select_slider(ui.t("train.batch_size"), [8, 16, 32, 64, 128, 256], value=base.batch_size)
+    lr = st.number_input(ui.t("train.learning_rate"), 1e-6, 1.0, base.learning_rate, format="%g",
                          disabled=recipe_name != "custom", key=f"lr-{recipe_name}")
-    sample = st.slider("Sample fraction of the bundled data", 0.05, 1.0, 1.0 if arch.name == "lenet5" else 0.2, 0.05)
-    input_size = st.number_input("Input size", arch.min_input_size, cnnlab.architectures.MAX_INPUT_SIZE,
+    sample = st.slider(ui.t("train.sample"), 0.05, 1.0, 1.0 if arch.name == "lenet5" else 0.2, 0.05)
+    input_size = st.number_input(ui.t("train.input_size"), arch.min_input_size, cnnlab.architectures.MAX_INPUT_SIZE,
                                  arch.input_size if arch.name == "lenet5" else max(arch.min_input_size, 64),
-                                 help=f"The paper's is {arch.input_size}; smaller trains far faster on a CPU.")
-    width = st.slider("Width multiplier", 0.05, 1.0, 1.0 if arch.name == "lenet5" or arch.fixed_width else 0.25, 0.05,
+                                 help=ui.t("train.input_size_help", paper=arch.input_size))
+    width = st.slider(ui.t("architecture.width"), 0.05, 1.0, 1.0 if arch.name == "lenet5" or arch.fixed_width else 0.25, 0.05,
                       disabled=arch.fixed_width, key=f"train-width-{arch.name}")
     knobs = ui.knob_inputs(arch, "train")
-    seed = st.number_input("Seed", 0, 2**31 - 1, 0)
+    seed = st.number_input(ui.t("train.seed"), 0, 2**31 - 1, 0)
 
 config = cnnlab.TrainConfig(
     cnnlab.ModelConfig(arch.name, input_size=int(input_size), width=width, knobs=knobs),
@@ -50,24 +49,22 @@ except ValueError as problem:
     st.stop()
 
 time_col, memory_col, data_col = st.columns(3)
-time_col.metric("Estimated time per epoch", ui.duration(cost.seconds_per_epoch),
-                help=None if not cost.once_seconds else "Only the new head trains in each epoch.")
-memory_col.metric("Estimated peak memory", ui.gigabytes(cost.peak_bytes))
-data_col.metric("Training images", f"{n_train:,}")
+time_col.metric(ui.t("train.time_per_epoch"), ui.duration(cost.seconds_per_epoch),
+                help=None if not cost.once_seconds else ui.t("train.head_only"))
+memory_col.metric(ui.t("train.peak_memory"), ui.gigabytes(cost.peak_bytes))
+data_col.metric(ui.t("train.training_images"), cnnlab.i18n.number(n_train))
 if cost.once_seconds:
-    st.caption(f"Before the first epoch, the frozen base computes every image's features once: about "
-               f"{ui.duration(cost.once_seconds)}. They are kept for the whole server, so training the head again "
-               "with other settings (same base, weights, input size and sample) starts at once.")
+    st.caption(ui.t("train.features_once", duration=ui.duration(cost.once_seconds)))
 
 start_col, stop_col = st.columns([1, 1])
-if start_col.button("Start", type="primary", disabled=active is not None, width="stretch"):
+if start_col.button(ui.t("train.start"), type="primary", disabled=active is not None, width="stretch"):
     try:
         check_fits(cost)
     except ValueError as problem:
         st.warning(ui.say(problem))
     else:
         active = ui.start_run(config)
-if stop_col.button("Stop", disabled=active is None, width="stretch"):
+if stop_col.button(ui.t("train.stop"), disabled=active is None, width="stretch"):
     active.stop()
 
 
@@ -75,25 +72,23 @@ if stop_col.button("Stop", disabled=active is None, width="stretch"):
 def live():
     run = ui.active_run() or (ui.runs()[-1] if ui.runs() else None)
     if run is None:
-        st.info("Choose the settings on the left and press **Start**. The curves appear here while it trains.")
+        st.info(ui.t("train.choose_and_start"))
         return
     if run.status == QUEUED:
         place = ui.training_pool().place_in_line(run)
-        st.info(f"Waiting for a free training slot: you are number {place} in line." if place
-                else "Starting...")
+        st.info(ui.t("train.waiting", place=place) if place else ui.t("train.starting"))
     elif run.progress is not None:
         p = run.progress
-        eta = ("estimating the time left" if len(run.batches) < 3 else "almost done" if p.eta < 1
-               else f"about {ui.duration(p.eta)} left")
-        st.progress(p.fraction, text=f"{ui.run_label(run)} · epoch {p.epoch}/{p.epochs} · batch {p.step}/{p.steps}"
-                                     f" · {ui.duration(p.elapsed)} elapsed · {eta}")
-        st.plotly_chart(training_curves([(f"#{run.id}", run.batches, run.epochs)]), width="stretch",
-                        key=f"live-{run.id}")
-        st.caption("Training: the running mean over the current epoch, after every batch (it restarts at each "
-                   "epoch). Validation: the test sample, after every epoch.")
+        eta = (ui.t("train.eta_unknown") if len(run.batches) < 3 else ui.t("train.eta_done") if p.eta < 1
+               else ui.t("train.eta", duration=ui.duration(p.eta)))
+        st.progress(p.fraction, text=ui.t("train.progress", run=ui.run_label(run), epoch=p.epoch, epochs=p.epochs,
+                                          step=p.step, steps=p.steps, elapsed=ui.duration(p.elapsed), eta=eta))
+        st.plotly_chart(training_curves([(f"#{run.id}", run.batches, run.epochs)], lang=ui.language()),
+                        width="stretch", key=f"live-{run.id}")
+        st.caption(ui.t("train.curves_note"))
     else:
-        st.progress(0.0, text=f"{ui.run_label(run)} · "
-                              f"{ui.say(run.status_text) if run.status_text else 'building the model and preparing the first batch...'}")
+        st.progress(0.0, text=ui.t("train.preparing", run=ui.run_label(run),
+                                   status=ui.say(run.status_text) if run.status_text else ui.t("train.building")))
     if run.active:
         for note in run.notes:
             st.info(ui.say(note))
@@ -107,36 +102,34 @@ live()
 last = ui.runs()[-1] if ui.runs() else None
 if last is not None and not last.active:
     if last.status == FAILED:
-        st.error(f"The run failed: {last.error}")
+        st.error(ui.t("train.failed", error=last.error))
     elif last.run is not None:
         result = last.run
         for note in result.notes:
             st.info(ui.say(note))
         if last.status == STOPPED:
-            batches = len(last.batches)
-            st.warning(f"Run #{last.id} {last.stop_reason or 'stopped'} after {batches} batch"
-                       f"{'' if batches == 1 else 'es'}; its model and curves are kept.")
-        st.metric("Test accuracy", f"{result.test_accuracy:.2%}" if result.test_accuracy is not None else "-")
+            st.warning(ui.t("train.stopped", run=f"#{last.id}", reason=ui.say(last.stop_reason),
+                            batches=len(last.batches)))
+        st.metric(ui.t("evaluate.accuracy"), f"{result.test_accuracy:.2%}" if result.test_accuracy is not None else "-")
         if last.collapse is not None and result.epochs_completed:  # a run stopped early has not converged anywhere
-            st.error(f"The predictions have collapsed: {last.collapse.share:.0%} of the test images are called "
-                     f"'{last.collapse.class_name}'. The network learnt to guess one class, as the lecture's VGG19 "
-                     "did with Adam at 0.001. Try the **stable** recipe (Adam at 0.0001).")
+            st.error(ui.t("train.collapsed", share=f"{last.collapse.share:.0%}",
+                          name=ui.class_name(result.class_names, last.collapse.class_index)))
         name = f"{last.config.model.arch}_run{last.id}"
         model_col, csv_col, json_col = st.columns(3)
-        model_col.download_button("Model (.keras)", lambda: cnnlab.training.model_bytes(result.model),
+        model_col.download_button(ui.t("train.download_model"), lambda: cnnlab.training.model_bytes(result.model),
                                   file_name=f"{name}.keras", mime="application/octet-stream", on_click="ignore")
-        csv_col.download_button("History (CSV)", result.history.to_csv(), file_name=f"{name}_history.csv",
+        csv_col.download_button(ui.t("train.download_csv"), result.history.to_csv(), file_name=f"{name}_history.csv",
                                 mime="text/csv", on_click="ignore")
-        json_col.download_button("History (JSON)", cnnlab.training.history_json(result),
+        json_col.download_button(ui.t("train.download_json"), cnnlab.training.history_json(result),
                                  file_name=f"{name}_history.json", mime="application/json", on_click="ignore")
 
 done = [run for run in ui.runs() if not run.active and run.batches]
 if len(done) > 1:
-    st.subheader("Compare runs")
-    st.caption(f"The last {ui.KEPT_RUNS} runs of this browser session are kept.")
+    st.subheader(ui.t("train.compare"))
+    st.caption(ui.t("train.kept", count=ui.KEPT_RUNS))
     by_id = {run.id: run for run in done}
-    chosen = [by_id[i] for i in st.multiselect("Overlay", list(by_id), default=list(by_id)[-2:],
+    chosen = [by_id[i] for i in st.multiselect(ui.t("train.overlay"), list(by_id), default=list(by_id)[-2:],
                                                format_func=lambda i: ui.run_label(by_id[i]))]
     if chosen:
-        st.plotly_chart(training_curves([(f"#{r.id}", r.batches, r.epochs) for r in chosen]), width="stretch",
-                        key="compare")
+        st.plotly_chart(training_curves([(f"#{r.id}", r.batches, r.epochs) for r in chosen], lang=ui.language()),
+                        width="stretch", key="compare")

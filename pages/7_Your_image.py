@@ -8,7 +8,7 @@ from cnnlab import explain
 from cnnlab.charts import class_probabilities
 
 ui.page("your_image")
-st.title("Your image")
+st.title(ui.t("your_image.title"))
 
 choice = ui.choose_trained_run()
 model = choice.run.model
@@ -16,16 +16,16 @@ shape = tuple(model.input_shape[1:])
 names = choice.run.class_names
 digits = choice.config.dataset == "mnist"
 
-sources = ["Draw a digit", "Upload a file"] if digits else ["Upload a file"]
-source = st.radio("Image", sources, horizontal=True)
-if source == "Draw a digit":
-    st.caption("Draw one digit with the mouse or a finger, large and in the middle; release to see the answer.")
+sources = ["draw", "upload"] if digits else ["upload"]
+source = st.radio(ui.t("your_image.source"), sources, horizontal=True, format_func=lambda s: ui.t(f"your_image.{s}"))
+if source == "draw":
+    st.caption(ui.t("your_image.draw_note"))
     picture = ui.drawing_canvas(key=f"canvas-{choice.id}")
-    missing = "The canvas is empty: draw a digit first."
+    missing = ui.t("your_image.canvas_empty")
 else:
-    upload = st.file_uploader("A PNG or JPEG of any size", type=["png", "jpg", "jpeg"], key=f"upload-{choice.id}")
+    upload = st.file_uploader(ui.t("your_image.uploader"), type=["png", "jpg", "jpeg"], key=f"upload-{choice.id}")
     picture = upload.getvalue() if upload is not None else None
-    missing = "Upload a PNG or JPEG file."
+    missing = ui.t("your_image.upload_missing")
 if picture is None:
     st.info(missing)
     st.stop()
@@ -41,8 +41,9 @@ predicted = int(probabilities.argmax())
 heat, _, layer = explain.grad_cam(model, image, predicted)
 
 seen_col, cam_col, chart_col = st.columns([1, 1, 2])
-seen_col.image(ui.upscaled(image, 6), caption=f"what the network receives: {shape[0]}x{shape[1]}"
-               + (" grey, white on black, fitted to 20x20 and centred" if digits else " RGB"))
+seen_col.image(ui.upscaled(image, 6), caption=ui.t("your_image.receives_digit" if digits else "your_image.receives",
+                                                   size=f"{shape[0]}x{shape[1]}"))
 cam_col.image(ui.upscaled(explain.overlay(image, heat), 6), caption=f"Grad-CAM ({layer})")
-chart_col.markdown(f"**Prediction:** {ui.class_label(names, predicted)} ({probabilities[predicted]:.1%})")
-chart_col.plotly_chart(class_probabilities(probabilities, names), width="stretch")
+chart_col.markdown(ui.t("your_image.prediction", label=ui.class_label(names, predicted),
+                        probability=f"{probabilities[predicted]:.1%}"))
+chart_col.plotly_chart(class_probabilities(probabilities, ui.class_names(names), lang=ui.language()), width="stretch")

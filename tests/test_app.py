@@ -53,7 +53,7 @@ def test_data_page_shows_samples_steps_and_balance():
     at = no_exceptions(page("pages/2_Data.py").run())
     steps = at.dataframe[0].value
     assert list(steps["step"]) == ["raw images", "pad", "add a channel", "/255", "one-hot labels"]
-    assert list(steps["array shape"])[:3] == ["(6000, 28, 28)", "(6000, 32, 32)", "(6000, 32, 32, 1)"]
+    assert list(steps["shape"])[:3] == ["(6000, 28, 28)", "(6000, 32, 32)", "(6000, 32, 32, 1)"]
     at.selectbox[0].set_value("cifar10").run()
     assert "resize" in list(at.dataframe[0].value["step"])
 
@@ -211,7 +211,7 @@ def test_zoo_page_counts_the_table_and_explains_missing_weights(monkeypatch, tmp
 
 def test_train_a_transfer_head_on_cached_features():
     at = no_exceptions(page("pages/3_Train.py").run())
-    at.sidebar.selectbox[0].set_value("transfer").run()
+    at.sidebar.selectbox(key="train-arch").set_value("transfer").run()
     at.sidebar.selectbox(key="train-transfer-base").set_value("mobilenetv2")
     at.sidebar.selectbox(key="train-transfer-weights").set_value("random")
     at.sidebar.number_input[0].set_value(1)        # epochs
@@ -263,16 +263,54 @@ def from_the_catalogue(text: str, lang: str) -> bool:
     return False
 
 
+ALL_PAGES = [path for path, _, _ in __import__("ui").PAGES]
+MODEL_PAGES = ["pages/4_Predict.py", "pages/5_Evaluate.py", "pages/6_Inside.py", "pages/7_Your_image.py"]
+
+
+def strays(at: AppTest, lang: str) -> list[str]:
+    return [text for text in rendered_texts(at) if not from_the_catalogue(text, lang)]
+
+
 @pytest.mark.parametrize("lang", ["en", "ko"])
-def test_home_speaks_only_from_the_catalogue(lang):
-    at = page("streamlit_app.py")
+@pytest.mark.parametrize("path", ALL_PAGES)
+def test_every_page_speaks_only_from_the_catalogue(path, lang):
+    at = page(path)
     at.session_state["language"] = lang
     no_exceptions(at.run())
-    strays = [text for text in rendered_texts(at) if not from_the_catalogue(text, lang)]
-    assert not strays, strays
-    if lang == "ko":
-        assert at.subheader[0].value == "LeNet에서 VGG까지" and "학습" in [l.proto.label for l in at.get("page_link")]
+    assert not strays(at, lang)
 
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+@pytest.mark.parametrize("path", MODEL_PAGES)
+def test_pages_with_a_model_speak_only_from_the_catalogue(trained_session, path, lang):
+    at = page(path)
+    at.session_state["runs"] = trained_session
+    at.session_state["language"] = lang
+    no_exceptions(at.run())
+    assert not strays(at, lang)
+
+
+def test_korean_reaches_titles_navigation_charts_and_class_names():
+    at = page("streamlit_app.py")
+    at.session_state["language"] = "ko"
+    no_exceptions(at.run())
+    assert at.subheader[0].value == "LeNet에서 VGG까지" and "학습" in [l.proto.label for l in at.get("page_link")]
+    data = page("pages/2_Data.py")
+    data.session_state["language"] = "ko"
+    no_exceptions(data.run())
+    data.selectbox[0].set_value("cifar10").run()
+    assert data.title[0].value == "데이터" and any("고양이" in m.value for m in data.markdown)
+    assert "원본 이미지" in list(data.dataframe[0].value.iloc[:, 0])
+
+
+def test_the_sidebar_switch_holds_for_the_session():
+    at = no_exceptions(page("pages/3_Train.py").run())
+    assert at.title[0].value == "Train"
+    at.sidebar.selectbox(key="language_switch").set_value("ko").run()
+    assert at.title[0].value == "학습" and at.session_state["language"] == "ko"
+    at.switch_page("pages/1_Architecture.py")
+    no_exceptions(at.run())
+    assert at.title[0].value == "구조" and at.metric[0].label == "파라미터"
 
 
 def test_the_catalogue_check_catches_a_string_written_into_a_page():

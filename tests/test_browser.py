@@ -237,3 +237,21 @@ def test_zoo_counts_the_table_and_answers_a_photo(server, page, tmp_path):
     page.get_by_text("What does a pretrained network see").scroll_into_view_if_needed()
     shot(page, "Zoo-photo")
 
+
+
+def test_a_korean_browser_sees_korean(server, browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="ko-KR")
+    page = context.new_page()
+    try:
+        page.goto(f"{server}/Train")
+        settle(page)
+        wait_for(lambda: page.get_by_text("에포크당 예상 시간").count(), 90, "the Korean cost estimate")
+        assert page.locator("h1").first.inner_text() == "학습"
+        assert page.get_by_role("button", name="시작", exact=True).count() == 1
+        shot(page, "Train-ko")
+        page.goto(f"{server}/")
+        settle(page)
+        wait_for(lambda: page.get_by_text("LeNet에서 VGG까지").count(), 90, "the Korean home page")
+        shot(page, "Home-ko")
+    finally:
+        context.close()

@@ -85,3 +85,18 @@ def test_charts_label_their_axes_in_the_language():
     assert class_probabilities(np.array([0.3, 0.7]), ["a", "b"]).layout.yaxis.title.text == "probability"
     titles = [a.text for a in training_curves([], lang="ko").layout.annotations]
     assert titles == ["정확도", "손실"]
+
+
+def test_every_registered_thing_a_learner_reads_has_its_texts():
+    from cnnlab import ARCHITECTURES, DATASETS, RECIPES
+
+    for arch in ARCHITECTURES.values():
+        for knob in arch.knobs:
+            assert i18n.has(f"knobs.{knob.name}.label"), knob.name
+            assert i18n.has(f"knobs.{knob.name}.{'keras' if arch.application else arch.name}"), (arch.name, knob.name)
+        for topic in arch.explained_by:
+            assert i18n.has(f"explain.{topic}"), (arch.name, topic)
+    assert all(i18n.has(f"recipes.{name}") for name in RECIPES)
+    for spec in DATASETS.values():
+        assert i18n.has(f"datasets.{spec.name}.title") and i18n.has(f"datasets.{spec.name}.credit")
+        assert all(name.isdigit() or i18n.has(f"classes.{name}") for name in spec.class_names)

@@ -63,14 +63,14 @@ def test_stop_acts_within_a_batch_and_keeps_the_partial_model(mnist):
         time.sleep(0.01)
     run.stop()
     wait(run)
-    assert run.status == STOPPED and run.stop_reason == "stopped by the learner"
+    assert run.status == STOPPED and str(run.stop_reason) == "stopped by the learner"
     assert len(run.batches) <= 5 and run.run.model is not None and run.run.test_accuracy is not None
 
 
 def test_a_run_past_the_time_limit_is_stopped(mnist):
     pool = TrainingPool(PoolSettings(max_run_seconds=0.5))
     run = wait(pool.submit(quick(epochs=50), mnist))
-    assert run.status == STOPPED and "time limit" in run.stop_reason
+    assert run.status == STOPPED and "time limit" in str(run.stop_reason)
 
 
 def test_a_failing_run_reports_and_frees_its_slot(mnist):

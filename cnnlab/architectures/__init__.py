@@ -33,8 +33,7 @@ class Knob:
     """An architecture-specific setting: a choice from a list or a number in a range."""
 
     name: str
-    default: Any
-    help: str
+    default: Any                 # its label and help are "knobs.<name>.*" in the catalogues
     choices: tuple = ()
     range: tuple[float, float] | None = None
 
@@ -84,22 +83,21 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in [
         paper="LeCun et al., Gradient-based learning applied to document recognition, 1998",
         dataset="mnist", input_size=32, min_input_size=32, builder=lenet5, fit="pad",
         labels="one-hot", lecture_sample=1.0, explained_by=("lenet5",),
-        knobs=(Knob("activation", "relu", "relu as in the lecture; tanh or sigmoid as in 1998", choices=ACTIVATIONS),
-               Knob("pooling", "average", "average (the paper's subsampling) or max", choices=tuple(POOLING)))),
+        knobs=(Knob("activation", "relu", choices=ACTIVATIONS),
+               Knob("pooling", "average", choices=tuple(POOLING)))),
     Architecture(
         name="alexnet", title="AlexNet", year=2012, depth=8,
         paper="Krizhevsky, Sutskever and Hinton, ImageNet classification with deep CNNs, 2012",
         dataset="cifar10", input_size=224, min_input_size=163, builder=alexnet, fit="resize",
         labels="integer", lecture_sample=0.1, explained_by=("alexnet", "imagenet", "learning_rate"),
-        knobs=(Knob("dropout", 0.5, "dropout rate after fc6 and fc7; 0 turns it off", range=(0.0, 0.9)),)),
+        knobs=(Knob("dropout", 0.5, range=(0.0, 0.9)),)),
     Architecture(
         name="vgg19", title="VGG19", year=2014, depth=19,
         paper="Simonyan and Zisserman, Very deep convolutional networks for large-scale image recognition, 2014",
         dataset="cifar10", input_size=224, min_input_size=32, builder=vgg19, fit="resize",
         labels="integer", lecture_sample=0.1, explained_by=("vgg19", "imagenet", "learning_rate"),
-        knobs=(Knob("weight_decay", 5e-4, "L2 penalty on the convolutions (the paper's 5e-4); 0 turns it off",
-                    range=(0.0, 0.1)),
-               Knob("dropout", 0.5, "dropout rate after fc1 and fc2; 0 turns it off", range=(0.0, 0.9)))),
+        knobs=(Knob("weight_decay", 5e-4, range=(0.0, 0.1)),
+               Knob("dropout", 0.5, range=(0.0, 0.9)))),
     Architecture(
         name="keras-vgg19", title="VGG19 (Keras Applications, no top)", year=2014, depth=16,
         paper="keras.applications.VGG19(include_top=False); Simonyan and Zisserman, 2014",
@@ -111,12 +109,10 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in [
         paper="A Keras application's convolutional base, frozen, with a small new classifier trained on top",
         dataset="cifar10", input_size=224, min_input_size=32, builder=transfer, fit="resize",
         labels="integer", lecture_sample=0.1, normalise="none", graph=True, fixed_width=True,
-        knobs=(Knob("base", "vgg19", "the frozen convolutional base (VGG19 as in the lecture; mobilenetv2 "
-                                     "needs 65 times fewer multiply-accumulates)", choices=tuple(APPLICATIONS)),
-               Knob("weights", "imagenet", "imagenet: the base's pretrained weights (downloaded once); random: "
-                                           "untrained, to see what pretraining is worth", choices=("imagenet", "random")),
-               Knob("units", 256, "units of the new hidden layer", range=(8, 4096)),
-               Knob("dropout", 0.5, "dropout rate before the new softmax; 0 turns it off", range=(0.0, 0.9)))),
+        knobs=(Knob("base", "vgg19", choices=tuple(APPLICATIONS)),
+               Knob("weights", "imagenet", choices=("imagenet", "random")),
+               Knob("units", 256, range=(8, 4096)),
+               Knob("dropout", 0.5, range=(0.0, 0.9)))),
 ]}
 
 
@@ -134,9 +130,7 @@ def _zoo_entry(app: Application) -> Architecture:
         dataset="imagenet", input_size=app.input_size, min_input_size=app.min_input_size, builder=build_application,
         fit="resize", labels="integer", lecture_sample=1.0, trainable=False, normalise=app.preprocess,
         depth=app.documented.depth, graph=True, fixed_width=True, application=app.key, explained_by=("imagenet",),
-        knobs=(Knob("weights", "random", "random: built with weights=None, as the table counts it; imagenet: "
-                                         "Keras's pretrained ImageNet weights (downloaded once)",
-                    choices=("random", "imagenet")),))
+        knobs=(Knob("weights", "random", choices=("random", "imagenet")),))
 
 
 ARCHITECTURES.update({zoo_architecture(app): _zoo_entry(app) for app in APPLICATIONS.values()})
