@@ -8,7 +8,7 @@ import ui
 ui.page("home")
 
 
-@st.cache_data
+@st.cache_data(show_spinner=False)
 def lineage(lang: str) -> list[dict]:
     rows = []
     for arch in cnnlab.ARCHITECTURES.values():

@@ -63,9 +63,15 @@ def page(key: str) -> None:
         st.divider()
 
 
-@st.cache_resource(show_spinner="Loading the dataset once for everyone...")
 def dataset(name: str, source: str = "bundled") -> cnnlab.Dataset:
-    """Shared by every session, so its arrays are made read-only: no page can change them for others."""
+    """Shared by every session, so its arrays are made read-only: no page can change them for others.
+    (A spinner only appears when loading takes longer than half a second: the first time.)"""
+    with st.spinner(t("app.loading_dataset")):
+        return _dataset(name, source)
+
+
+@st.cache_resource(show_spinner=False)
+def _dataset(name: str, source: str) -> cnnlab.Dataset:
     data = cnnlab.load_dataset(name, source)
     for array in (data.x_train, data.y_train, data.x_test, data.y_test):
         array.setflags(write=False)
@@ -144,9 +150,14 @@ def knob_inputs(arch: cnnlab.Architecture, key: str) -> dict:
     return knobs
 
 
-@st.cache_resource(max_entries=1, show_spinner="Loading the pretrained network (once for everyone)...")
 def pretrained(key: str):
     """One pretrained ImageNet network at a time for the whole server: they weigh 14 to 549 MB."""
+    with st.spinner(t("app.loading_pretrained")):
+        return _pretrained(key)
+
+
+@st.cache_resource(max_entries=1, show_spinner=False)
+def _pretrained(key: str):
     return cnnlab.zoo.load_pretrained(key)
 
 

@@ -71,19 +71,19 @@ def count_all(progress=None) -> dict[str, Counted]:
     return dict(_counts)
 
 
-def disagreements(app: Application, ours: Counted) -> list[str]:
+def disagreements(app: Application, ours: Counted) -> list[Text]:
     """Where our count differs from the documentation's row, and why; empty when they agree."""
     doc, notes = app.documented, []
     if round(ours.params / 1e6, 1) != doc.params_m:
-        notes.append(f"parameters: {ours.params:,} here against {doc.params_m}M documented; the documentation "
-                     "rounds, and counts an older build of the model")
+        notes.append(Text("zoo.params_differ", ours=ours.params, documented=str(doc.params_m)))
     if ours.weight_layers != doc.depth:
-        notes.append(f"depth: {ours.weight_layers} layers with weights here against {doc.depth} documented")
+        notes.append(Text("zoo.depth_differs", ours=ours.weight_layers, documented=doc.depth))
     return notes
 
 
-def zoo_rows(timings: dict[str, float] | None = None) -> list[dict]:
-    """One row per model: the documentation's numbers, ours where counted, and this server's timing."""
+def zoo_rows(timings: dict[str, float] | None = None, lang: str = "en") -> list[dict]:
+    """One row per model: the documentation's numbers, ours where counted, and this server's timing;
+    the notes in `lang`."""
     timings = timings if timings is not None else cached_timings()
     rows = []
     for key, app in APPLICATIONS.items():
@@ -96,7 +96,7 @@ def zoo_rows(timings: dict[str, float] | None = None) -> list[dict]:
                      "longest_path_here": ours.longest_path if ours else None,
                      "cpu_ms_per_image_here": timings.get(key),
                      "agrees": (not disagreements(app, ours)) if ours else None,
-                     "notes": "; ".join(disagreements(app, ours)) if ours else ""})
+                     "notes": "; ".join(n.in_language(lang) for n in disagreements(app, ours)) if ours else ""})
     return rows
 
 

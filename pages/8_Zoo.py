@@ -13,7 +13,7 @@ ui.page("zoo")
 st.title(ui.t("zoo.title"))
 st.markdown(ui.t("zoo.intro", url=DOCS_URL))
 
-rows = zoo.zoo_rows()
+rows = zoo.zoo_rows(lang=ui.language())
 st.dataframe(rows, hide_index=True, width="stretch", height=35 * (len(rows) + 1) + 3, column_order=(
     "model", "year", "top1", "top5", "params_m", "params_here", "depth", "depth_here", "longest_path_here",
     "size_mb", "cpu_ms", "gpu_ms", "cpu_ms_per_image_here", "notes"), column_config={
