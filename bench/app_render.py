@@ -114,10 +114,10 @@ def time_first_renders(pages: dict[str, Timings]) -> None:
 
 
 def app_pages() -> dict[str, str]:
-    """Every page in the app's navigation, by title: {"Home": "streamlit_app.py", ...}."""
+    """Every page in the app's navigation, by name: {"home": "streamlit_app.py", ...}."""
     import ui
 
-    return {title: path for path, title, _ in ui.PAGES}
+    return {name: path for path, name, _ in ui.PAGES}
 
 
 def time_knobs(knobs: dict[tuple[str, str], Timings], problems: list[str]) -> None:
@@ -150,8 +150,10 @@ def metrics(at) -> tuple[str, ...]:
 def knob_names() -> list[tuple[str, str]]:
     import cnnlab
 
-    return [(arch, knob) for arch in cnnlab.ARCHITECTURES for knob in ("size", "width")
-            if not (knob == "width" and arch == "keras-vgg19")]  # the page disables width there
+    # The lab's own networks; Keras's applications (the Zoo's) are built from their full graphs and
+    # have fixed widths (the page disables the width knob for them and for keras-vgg19).
+    return [(arch.name, knob) for arch in cnnlab.ARCHITECTURES.values() if arch.application is None
+            for knob in ("size", "width") if not (knob == "width" and arch.fixed_width)]
 
 
 def new_round() -> dict:
