@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 
 import streamlit as st
 
 import cnnlab
 import cnnlab.errors
 import cnnlab.i18n
+import cnnlab.images
 import cnnlab.zoo
 from cnnlab.runner import FINISHED, BackgroundRun, PoolSettings, TrainingPool
 
@@ -60,6 +62,7 @@ def page(key: str) -> None:
         for target, name, symbol in PAGES:
             st.page_link(target, label=t(f"nav.{name}"), icon=symbol)
         _language_switch()
+        _run_status()
         st.divider()
 
 
@@ -78,11 +81,40 @@ def _dataset(name: str, source: str) -> cnnlab.Dataset:
     return data
 
 
+CLASSROOM = Path(__file__).parent / ".streamlit" / "classroom.toml"
+
+
 @st.cache_resource
 def training_pool() -> TrainingPool:
-    return TrainingPool(PoolSettings(
-        max_concurrent=int(os.environ.get("CNNLAB_MAX_CONCURRENT_RUNS", "1")),
-        max_run_seconds=float(os.environ.get("CNNLAB_MAX_RUN_MINUTES", "30")) * 60))
+    """The server's training slots, set in .streamlit/classroom.toml (or the file CNNLAB_CLASSROOM names)."""
+    return TrainingPool(PoolSettings.from_file(os.environ.get("CNNLAB_CLASSROOM", CLASSROOM)))
+
+
+def _run_status() -> None:
+    """The learner's active run, in the sidebar of every page. Redrawn every few seconds, it also
+    tells the server that this browser tab is still open: a run whose tab has gone is stopped."""
+    run = active_run()
+    if run is None:
+        return
+
+    @st.fragment(run_every=HEARTBEAT_SECONDS)
+    def status():
+        if not run.active:
+            st.rerun()  # the whole page: a finished run's model appears where it was awaited
+        run.touch()
+        if run.status == "queued":
+            place = training_pool().place_in_line(run)
+            state = t("runs.sidebar_queued", place=place) if place else t("runs.sidebar_preparing")
+        else:
+            state = (t("runs.sidebar_training", percent=f"{run.progress.fraction:.0%}") if run.progress
+                     else t("runs.sidebar_preparing"))
+        st.caption(t("runs.sidebar", run=f"#{run.id}", status=state))
+
+    status()
+
+
+IMAGE_UPLOAD_MB = cnnlab.images.MAX_BYTES // 2**20  # photos and digits; run bundles may be larger (classroom.toml)
+HEARTBEAT_SECONDS = 5  # far below any sensible abandoned_after_seconds, even in a throttled background tab
 
 
 def language() -> str:
@@ -174,18 +206,40 @@ def finished_runs() -> list[BackgroundRun]:
     return [run for run in runs() if run.status in FINISHED and run.run is not None]
 
 
-KEPT_RUNS = 5  # per session: every run holds its model in the server's memory
+def kept_runs() -> int:
+    """Finished runs kept per session: every run holds its model in the server's memory."""
+    return training_pool().settings.kept_runs
 
 
-def start_run(config: cnnlab.TrainConfig, label: str = "") -> BackgroundRun:
-    """Queue a run for this learner; beyond KEPT_RUNS, the oldest finished run is let go."""
+def start_run(config: cnnlab.TrainConfig, label: str = "", resume: BackgroundRun | None = None) -> BackgroundRun:
+    """Queue a run for this learner (continuing `resume`'s model when given)."""
     config = config.resolved()
-    run = training_pool().submit(config, dataset(config.dataset), label)
+    run = training_pool().submit(config, dataset(config.dataset), label or (
+        t("runs.continued", id=resume.id) if resume else ""), resume.run if resume else None)
+    return _keep(run)
+
+
+def _keep(run: BackgroundRun) -> BackgroundRun:
+    """Add a run to this learner's; beyond kept_runs(), the oldest finished run is let go."""
     history = runs()
     history.append(run)
-    while len(history) > KEPT_RUNS and not history[0].active:
+    while len(history) > kept_runs() and not history[0].active:
         history.pop(0)
     return run
+
+
+def import_bundle(data: bytes) -> BackgroundRun:
+    """A run bundle the learner uploaded, rebuilt by cnnlab (nothing in the file is run), kept
+    like a run trained here."""
+    from cnnlab.bundle import read_bundle
+
+    pool = training_pool()
+    run = read_bundle(data, pool.settings.max_bundle_bytes)
+    images = dataset(run.config.dataset)
+    if (tuple(run.config.model.raw_shape), run.config.model.classes) != (images.image_shape, images.num_classes):
+        raise cnnlab.errors.LabError("bundle.other_data", shape=tuple(run.config.model.raw_shape),
+                                     classes=run.config.model.classes, dataset=cnnlab.errors.Text(f"datasets.{images.name}.title"))
+    return _keep(pool.adopt(run, images, t("runs.imported")))
 
 
 def choose_trained_run() -> BackgroundRun:

@@ -19,6 +19,7 @@ from .training import Progress
 
 PALETTE = ("#3b6ea5", "#d1495b", "#66a182", "#edae49", "#8d6a9f", "#00798c", "#6c757d")
 MAX_POINTS = 600  # per curve; a browser redrawing every second should not carry thousands
+MAX_TILE_PIXELS = 2**24  # a tiled picture larger than this (4096x4096) is refused before it is drawn
 
 
 def training_curves(series: Sequence[tuple[str, Sequence[Progress], Sequence[Progress]]], lang: str = "en") -> go.Figure:
@@ -47,6 +48,20 @@ def training_curves(series: Sequence[tuple[str, Sequence[Progress], Sequence[Pro
 def class_probabilities(probabilities: np.ndarray, class_names: Sequence[str], true_class: int | None = None,
                         lang: str = "en") -> go.Figure:
     """A bar per class; the predicted class stands out, the true class is outlined."""
+    try:
+        probabilities = np.asarray(probabilities)
+    except (TypeError, ValueError):
+        probabilities = np.asarray(None)
+    if probabilities.dtype.kind not in "iuf":
+        raise ValueError(f"probabilities must be numbers, one per class. Received {probabilities.dtype}.")
+    probabilities = probabilities.astype(np.float64)
+    class_names = list(class_names) if isinstance(class_names, (Sequence, np.ndarray)) else None
+    if probabilities.ndim != 1 or len(probabilities) == 0 or class_names is None \
+            or len(class_names) != len(probabilities):
+        raise ValueError(f"class_probabilities takes one probability per class name. Received shape "
+                         f"{probabilities.shape} for {'no list of' if class_names is None else len(class_names)} names.")
+    if true_class is not None and not (isinstance(true_class, (int, np.integer)) and not isinstance(true_class, bool)):
+        raise ValueError(f"true_class must be a class index or None. Received: true_class={true_class!r}")
     predicted = int(np.argmax(probabilities))
     colours = [PALETTE[0] if i == predicted else "#b8c4d6" for i in range(len(class_names))]
     widths = [3 if i == true_class else 0 for i in range(len(class_names))]
@@ -110,13 +125,28 @@ def per_class_bars(values: np.ndarray, class_names: Sequence[str], lang: str = "
 
 def tile(images: np.ndarray, columns: int = 8, scale: int = 1, gap: int = 1) -> np.ndarray:
     """(N, H, W) or (N, H, W, C) values in [0, 1] as one uint8 picture of `columns` per row."""
-    images = np.asarray(images, dtype=np.float32)
+    try:
+        images = np.asarray(images)
+    except (TypeError, ValueError):
+        images = np.asarray(None)
+    if images.dtype.kind not in "biuf":
+        raise ValueError(f"tile takes pictures (N, height, width[, 1 or 3]) of numbers from 0 to 1. "
+                         f"Received {images.dtype}.")
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3) or 0 in images.shape:
+        raise ValueError(f"tile takes at least one picture, (N, height, width[, 1 or 3]). Received shape {images.shape}.")
+    for name, value, least in (("columns", columns, 0), ("scale", scale, 1), ("gap", gap, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ValueError(f"{name} must be a whole number, at least {least}. Received: {name}={value!r}")
     n, h, w = images.shape[:3]
-    columns = max(1, min(columns, n))
+    columns = max(1, min(int(columns), n))
     rows = -(-n // columns)
-    cell_h, cell_w = h * scale + gap, w * scale + gap
+    cell_h, cell_w = h * int(scale) + int(gap), w * int(scale) + int(gap)
+    if (rows * cell_h - gap) * (columns * cell_w - gap) > MAX_TILE_PIXELS:
+        raise ValueError(f"The tiled picture would be {rows * cell_h - gap}x{columns * cell_w - gap} pixels, more than "
+                         f"{MAX_TILE_PIXELS:,}: choose a smaller scale or fewer pictures.")
+    images = np.clip(np.nan_to_num(images.astype(np.float64)), 0, 1).astype(np.float32)
     sheet = np.ones((rows * cell_h - gap, columns * cell_w - gap) + images.shape[3:], dtype=np.float32)
     for i, image in enumerate(images):
         r, c = divmod(i, columns)

@@ -2,6 +2,7 @@
 
     python -m cnnlab summary ARCH [--input-size N] [--width W] [--set KNOB=VALUE] [--json]
     python -m cnnlab train ARCH [--dataset ...] [--recipe ...] ... --out DIR
+    python -m cnnlab continue RUN --epochs N --out DIR
     python -m cnnlab evaluate MODEL --data FILE.npz
     python -m cnnlab predict MODEL IMAGE... [--top K]
 
@@ -64,13 +65,20 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, metavar="DIR")
     train.set_defaults(command=_train)
 
+    resume = commands.add_parser("continue", help="train a saved run for more epochs, from where it ended")
+    resume.add_argument("run", metavar="RUN", help="a run bundle (.zip) or a run directory")
+    resume.add_argument("--epochs", type=int, required=True, help="epochs to train on top of the run's")
+    resume.add_argument("--data", metavar="FILE.npz", help="the .npz it trained on, when not a bundled dataset")
+    resume.add_argument("--out", required=True, metavar="DIR")
+    resume.set_defaults(command=_continue)
+
     evaluate = commands.add_parser("evaluate", help="accuracy of a saved model on an .npz")
-    evaluate.add_argument("model", metavar="MODEL", help="a .keras file or a run directory")
+    evaluate.add_argument("model", metavar="MODEL", help="a run bundle (.zip), a run directory or a .keras file")
     evaluate.add_argument("--data", required=True, metavar="FILE.npz", help="keys x, y or x_test, y_test")
     evaluate.set_defaults(command=_evaluate)
 
     predict = commands.add_parser("predict", help="classify image files with a saved model")
-    predict.add_argument("model", metavar="MODEL", help="a .keras file or a run directory")
+    predict.add_argument("model", metavar="MODEL", help="a run bundle (.zip), a run directory or a .keras file")
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--top", type=int, default=3, metavar="K")
     predict.set_defaults(command=_predict)
@@ -135,14 +143,33 @@ def format_table(table) -> str:
 
 
 def _train(args) -> int:
-    from .training import TrainConfig, save_run, train
+    from .training import TrainConfig
 
     config = TrainConfig(
         model=_model_config(args), dataset=args.dataset, source=args.source, data_path=args.data,
         sample=args.sample, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.lr, steps_per_epoch=args.steps_per_epoch, accumulation_steps=args.accumulation_steps,
         seed=args.seed).resolved()
-    out = Path(args.out)
+    return _run_and_save(config, Path(args.out))
+
+
+def _continue(args) -> int:
+    import dataclasses
+
+    from .bundle import read_bundle
+
+    path = Path(args.run)
+    bundle = path / "bundle.zip" if path.is_dir() else path
+    if not bundle.is_file():
+        raise FileNotFoundError(f"No run bundle at {bundle}. Give the bundle.zip or the directory `cnnlab train --out` wrote.")
+    earlier = read_bundle(bundle.read_bytes(), max_bytes=bundle.stat().st_size)
+    config = dataclasses.replace(earlier.config, epochs=args.epochs, data_path=args.data).resolved()
+    return _run_and_save(config, Path(args.out), resume=earlier)
+
+
+def _run_and_save(config, out: Path, resume=None) -> int:
+    from .training import RunInterrupted, save_run, train
+
     out.mkdir(parents=True, exist_ok=True)  # fail now, not after an hour of training
     stop = threading.Event()
 
@@ -152,11 +179,16 @@ def _train(args) -> int:
 
     previous = signal.signal(signal.SIGINT, first_interrupt)
     try:
-        run = train(config, listener=ProgressBar(sys.stderr), stop=stop)
+        run = train(config, listener=ProgressBar(sys.stderr), stop=stop, resume=resume)
+    except RunInterrupted as interrupted:  # what it learnt so far is saved; the error is told
+        save_run(interrupted.run, out)
+        print(f"\nerror: training was interrupted: {interrupted.cause}\nthe run so far is saved in {out}",
+              file=sys.stderr)
+        return 1
     finally:
         signal.signal(signal.SIGINT, previous)
     save_run(run, out)
-    print(f"saved {out / 'model.keras'}, history.json and run.json", file=sys.stderr)
+    print(f"saved {out / 'bundle.zip'}, model.keras, history.json and run.json", file=sys.stderr)
     print(json.dumps(run.summary()))
     return 0
 

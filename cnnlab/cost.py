@@ -1,9 +1,45 @@
 """What a training run will cost before it starts: peak memory and time per epoch on this machine.
 
-Memory: the loaded runtime, the weights with their gradients and optimizer slots, the activations
-a batch keeps for the backward pass, and the raw dataset. Time: the layer table's
-multiply-accumulates (a training step costs about three forward passes) at the speed this
-machine measured for a convolution, plus a fixed cost per step.
+Memory is the peak resident memory of a whole run in a fresh process (`cnnlab.train`, or `cnnlab
+train` on the command line), the sum of six parts:
+
+    peak = runtime + graphs + weights + activations + data + features
+
+`bench/cost_memory.py` measures real runs against it: LeNet-5, AlexNet at 224 and 163, VGG19 at a
+quarter of its width, other batch sizes, the full MNIST and a transfer run all came within 11%
+(bench/README.md). Each constant below says which part it belongs to.
+
+1. The runtime. TensorFlow and Keras, imported, before any model: 0.75 to 0.80 GB measured on the
+   benchmark machine (0.65 GB in an earlier measurement). Resident memory counts the pages of
+   TensorFlow's libraries that the process has touched, which varies with the system's file cache;
+   the constant sits in that range. The app has it loaded already, so only the rest has to fit.
+2. The traced graphs. Keras traces the training step and, for the validation, the prediction
+   function; TensorFlow and oneDNN keep the graphs, the compiled kernels and their caches. About
+   50 MB: what LeNet-5's run measures above the runtime, apart from its tiny weights and batches.
+3. The weights. Each trained weight is held as the weight itself, its gradient, the optimizer's
+   slots (Adam's two moment estimates, SGD's momentum), the temporaries of the update (Keras's
+   optimizers compute each new moment and step as a new tensor before assigning it: one more
+   weight-sized set), and, with gradient accumulation, the accumulator. A frozen weight is held once.
+4. The activations of one micro-batch. TensorFlow keeps every layer's output until the backward
+   pass has used it (a ReLU's gradient reads its output, a convolution's gradient its input,
+   pooling both): one copy of every output of the layer table, the preprocessing layers' resized
+   float batch included. While the backward pass goes through a layer, the gradients with respect
+   to its output and to its input exist as well; at the largest layers, that is about two more of
+   the largest outputs.
+   Everything scales with the micro-batch. The end-of-epoch validation predicts the test images
+   in batches of the same size, forward only, with at most two outputs alive at a time: less than
+   training holds, so it does not raise the peak. A transfer run's frozen base only runs forward,
+   in batches of `features.BATCH`, with its two largest outputs alive at a time.
+5. The data. The dataset as loaded (uint8 pixels, training and test images), and the copy Keras's
+   input pipeline makes of the arrays `fit` and `predict` read: `tf.data` holds each as one tensor.
+   The labels are left out: 8 bytes an image (40 for LeNet's one-hot labels), against 784 for the
+   smallest image.
+6. The features (transfer learning). The frozen base's output for every training and test image,
+   float32, kept (and cached) for the whole run; the head trains on them, so they, not the
+   images, are what the input pipeline copies.
+
+Time: the layer table's multiply-accumulates (a training step costs about three forward passes) at
+the speed this machine measured for a convolution, plus a fixed cost per step.
 
 Transfer learning splits the network: its frozen base only runs forward, once per image (its
 features are then cached), and only the small head trains in every epoch.
@@ -14,19 +50,24 @@ from __future__ import annotations
 import functools
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .architectures.transfer import HEAD
+from .errors import Text
 from .features import BATCH as FEATURE_BATCH
 from .layer_table import layer_table
 from .training import RECIPES, TrainConfig
 
-RUNTIME_BYTES = 600 * 2**20      # TensorFlow and Keras, loaded, before any model
+RUNTIME_BYTES = 730 * 2**20      # 1. TensorFlow and Keras, loaded, before any model (0.77 GB)
+GRAPH_BYTES = 48 * 2**20         # 2. the traced training and prediction graphs, kernels and caches (LeNet measured)
 FLOAT = 4                        # bytes per float32
+UPDATE_TEMPORARIES = 1           # 3. weight-sized sets of tensors the optimizer's update creates
+KEPT_OUTPUTS = 1                 # 4. copies of every layer's output kept for the backward pass
+WIDEST_OUTPUTS = 2               # 4. largest outputs whose gradients exist at once in the backward pass
+PIPELINE_COPIES = 1              # 5. copies of the arrays fit and predict read, made by Keras's tf.data pipeline
 BACKWARD_FACTOR = 3              # forward + gradient w.r.t. inputs + gradient w.r.t. weights
-ACTIVATION_COPIES = 2            # each activation is kept for backward, and its gradient is formed
 STEP_OVERHEAD_S = 0.05           # per step: Keras bookkeeping and small, poorly vectorised layers (LeNet measured)
 
 
@@ -35,39 +76,59 @@ class CostEstimate:
     peak_bytes: int
     seconds_per_epoch: float
     steps_per_epoch: int
-    breakdown: dict              # bytes by part (runtime, weights, activations, data, features), and images_per_epoch
+    breakdown: dict              # bytes by part (runtime, graph, weights, activations, data, pipeline, features), and images_per_epoch
     once_seconds: float = 0.0    # before the first epoch: a frozen base computing every image's features
 
 
 def estimate_cost(config: TrainConfig, n_train: int, n_test: int = 0,
                   macs_per_second: float | None = None) -> CostEstimate:
-    """Peak memory and seconds per epoch for a resolved or unresolved TrainConfig on n_train images."""
+    """Peak memory and seconds per epoch for a resolved or unresolved TrainConfig on n_train images
+    (and n_test validated at the end of each epoch); the module's docstring explains each part."""
     config = config.resolved()
+    n_train, n_test = _count(n_train, "n_train", 1), _count(n_test, "n_test", 0)
+    if macs_per_second is not None and (isinstance(macs_per_second, bool) or not isinstance(macs_per_second, (int, float))
+                                        or not math.isfinite(macs_per_second) or macs_per_second <= 0):
+        raise ValueError(f"macs_per_second must be a positive number. Received: macs_per_second={macs_per_second!r}")
     table = layer_table(config.model)
     frozen = [r for r in table.rows if config.model.arch == "transfer" and r.name not in HEAD]
     trained = [r for r in table.rows if r not in frozen]
     micro = config.batch_size // config.accumulation_steps
     slots = {"adam": 2, "sgd": 1}[RECIPES[config.recipe].optimizer]
-    weight_bytes = (sum(r.params for r in trained) * FLOAT * (2 + slots + (config.accumulation_steps > 1))
-                    + sum(r.params for r in frozen) * FLOAT)
-    activation_bytes = micro * sum(r.activations for r in trained) * FLOAT * ACTIVATION_COPIES
+    copies = 2 + slots + UPDATE_TEMPORARIES + (config.accumulation_steps > 1)  # weight, gradient, slots, update, accumulator
+    weight_bytes = sum(r.params for r in trained) * FLOAT * copies + sum(r.params for r in frozen) * FLOAT
+    activation_bytes = micro * FLOAT * (KEPT_OUTPUTS * sum(r.activations for r in trained)
+                                        + sum(_largest(trained, WIDEST_OUTPUTS)))
     if frozen:  # a forward pass keeps about two layers' outputs alive at a time
-        largest = sorted((r.activations for r in frozen), reverse=True)[:2]
-        activation_bytes += FEATURE_BATCH * sum(largest) * FLOAT
-    feature_bytes = (n_train + n_test) * frozen[-1].activations * FLOAT if frozen else 0
-    data_bytes = (n_train + n_test) * math.prod(table.input_shape)
-    peak = RUNTIME_BYTES + weight_bytes + activation_bytes + data_bytes + feature_bytes
+        activation_bytes += FEATURE_BATCH * FLOAT * sum(_largest(frozen, 2))
+    images = n_train + n_test
+    data_bytes = images * math.prod(table.input_shape)
+    feature_bytes = images * frozen[-1].activations * FLOAT if frozen else 0
+    pipeline_bytes = PIPELINE_COPIES * (feature_bytes if frozen else data_bytes)
+    parts = {"runtime": RUNTIME_BYTES, "graph": GRAPH_BYTES, "weights": weight_bytes,
+             "activations": activation_bytes, "data": data_bytes, "pipeline": pipeline_bytes,
+             "features": feature_bytes}
+    peak = sum(parts.values())
 
     steps = math.ceil(n_train / micro)
     if config.steps_per_epoch:
         steps = min(steps, config.steps_per_epoch * config.accumulation_steps)
-    images = min(n_train, steps * micro)
+    trained_images = min(n_train, steps * micro)
     speed = macs_per_second or measured_macs_per_second()
-    seconds = steps * STEP_OVERHEAD_S + (images * BACKWARD_FACTOR + n_test) * sum(r.macs for r in trained) / speed
-    once = (n_train + n_test) * sum(r.macs for r in frozen) / speed
-    return CostEstimate(int(peak), seconds, steps,
-                        {"runtime": RUNTIME_BYTES, "weights": weight_bytes, "activations": activation_bytes,
-                         "data": data_bytes, "features": feature_bytes, "images_per_epoch": images}, once)
+    seconds = steps * STEP_OVERHEAD_S + (trained_images * BACKWARD_FACTOR + n_test) * sum(r.macs for r in trained) / speed
+    once = images * sum(r.macs for r in frozen) / speed
+    return CostEstimate(int(peak), seconds, steps, parts | {"images_per_epoch": trained_images}, once)
+
+
+def _count(value, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= 10**9:
+        raise ValueError(f"{name} must be a whole number of images from {low} to 1,000,000,000. "
+                         f"Received: {name}={value!r}")
+    return int(value)
+
+
+def _largest(rows, count: int) -> list[int]:
+    """The `count` largest outputs, in values per image."""
+    return sorted((r.activations for r in rows), reverse=True)[:count]
 
 
 @functools.cache
@@ -87,10 +148,91 @@ def measured_macs_per_second() -> float:
     return macs / best
 
 
-def check_fits(cost: CostEstimate) -> None:
+def check_fits(cost: CostEstimate, config: TrainConfig | None = None, n_train: int = 0, n_test: int = 0) -> None:
     """Refuse, with what to change, a run whose estimate is more than this process may still use;
-    the runtime is already loaded, so only the rest of the estimate has to fit."""
+    the runtime is already loaded, so only the rest of the estimate has to fit. Given the run's
+    config, the refusal names settings that would fit (see `suggestions`)."""
     from . import memory
-    from .errors import Text
 
-    memory.require(cost.peak_bytes - cost.breakdown["runtime"], Text("errors.what_run"), Text("errors.run_instead"))
+    needed = cost.peak_bytes - cost.breakdown["runtime"]
+    free = memory.available_bytes()
+    if needed <= free:
+        return
+    options = suggestions(config, n_train, n_test, free) if config is not None else []
+    instead = Text("errors.run_try", options=Joined(options)) if options else Text("errors.run_instead")
+    memory.require(needed, Text("errors.what_run"), instead)
+
+
+class Joined(Text):
+    """Several catalogue texts shown as one, each in the same language."""
+
+    def __init__(self, texts):
+        super().__init__("errors.run_try")
+        self.texts = list(texts)
+
+    def in_language(self, lang: str) -> str:
+        return "; ".join(text.in_language(lang) for text in self.texts)
+
+
+def suggestions(config: TrainConfig, n_train: int, n_test: int, free_bytes: int) -> list:
+    """Concrete settings that would fit in `free_bytes`, one per kind of change, each the mildest
+    that fits: a smaller input, a smaller width, the same batch in smaller micro-batches (gradient
+    accumulation: the same update), fewer training images."""
+    from .architectures import get_architecture
+
+    config = config.resolved()
+    arch = get_architecture(config.model.arch)
+
+    def need(candidate: TrainConfig, n: int = n_train, m: int = n_test) -> int:
+        cost = estimate_cost(candidate, n, m, macs_per_second=1.0)  # time does not matter here
+        return cost.peak_bytes - cost.breakdown["runtime"]
+
+    def gb(candidate, n=n_train, m=n_test) -> str:
+        return f"{need(candidate, n, m) / 2**30:.1f}"
+
+    found = []
+    model = config.model
+    smallest = max(arch.min_input_size, 1)
+    sizes = sorted({max(smallest, round(model.input_size * f)) for f in (0.75, 0.5, 0.35, 0.25)}, reverse=True)
+    for size in (s for s in sizes if s < model.input_size):
+        candidate = replace(config, model=replace(model, input_size=size))
+        try:
+            fits = need(candidate) <= free_bytes
+        except ValueError:  # too small for the architecture
+            continue
+        if fits:
+            found.append(Text("errors.try_input", size=size, gb=gb(candidate)))
+            break
+    if not arch.fixed_width:
+        for width in (w for w in (0.75, 0.5, 0.25, 0.125, 0.0625) if w < model.width):
+            candidate = replace(config, model=replace(model, width=width))
+            if need(candidate) <= free_bytes:
+                found.append(Text("errors.try_width", width=f"{width:g}", gb=gb(candidate)))
+                break
+    steps = config.accumulation_steps * 2
+    while steps <= config.batch_size:
+        if config.batch_size % steps == 0:
+            candidate = replace(config, accumulation_steps=steps)
+            if need(candidate) <= free_bytes:
+                found.append(Text("errors.try_accumulation", batch=config.batch_size, steps=steps,
+                                  micro=config.batch_size // steps, gb=gb(candidate)))
+                break
+        steps *= 2
+    if not found and not arch.fixed_width:  # no single change is enough: the largest network that fits
+        pairs = sorted(((size, width) for size in sizes for width in (0.5, 0.25, 0.125, 0.0625)
+                        if size < model.input_size and width < model.width),
+                       key=lambda pair: pair[0] ** 2 * pair[1] ** 2, reverse=True)
+        for size, width in pairs:
+            candidate = replace(config, model=replace(model, input_size=size, width=width))
+            try:
+                if need(candidate) <= free_bytes:
+                    found.append(Text("errors.try_both", size=size, width=f"{width:g}", gb=gb(candidate)))
+                    break
+            except ValueError:
+                continue
+    for fraction in (0.5, 0.25, 0.1, 0.05):
+        n, m = max(1, int(n_train * fraction)), max(1, int(n_test * fraction))
+        if need(config, n, m) <= free_bytes:
+            found.append(Text("errors.try_sample", images=n, gb=gb(config, n, m)))
+            break
+    return found

@@ -7,16 +7,25 @@ themselves (see `architectures.preprocessing`). Labels are flat integer class in
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import LabError
+from .errors import LabError, Text
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 SOURCES = ("bundled", "full")
+MAX_CLASSES = 1000               # ImageNet's count; labels run from 0 to MAX_CLASSES - 1
+MAX_SEED = 2**31 - 1
+SPLITS = ("train", "test")
+# What reading an .npz can raise besides OSError and ValueError: a damaged archive or compressed stream.
+_UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError,
+               KeyError, TypeError, SyntaxError, OverflowError)
 
 MNIST_CLASSES = tuple(str(d) for d in range(10))
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
@@ -63,15 +72,24 @@ class Dataset:
 
     def class_counts(self, split: str = "train") -> np.ndarray:
         """Images per class in "train" or "test"."""
+        if not isinstance(split, str) or split not in SPLITS:
+            raise ValueError(f"split must be 'train' or 'test'. Received: split={split!r}")
         return np.bincount(getattr(self, f"y_{split}"), minlength=self.num_classes)
 
     def examples(self, class_index: int, count: int) -> np.ndarray:
         """The first `count` training images of one class."""
-        return self.x_train[self.y_train == class_index][:count]
+        if not _is_whole(class_index) or not 0 <= class_index < self.num_classes:
+            raise ValueError(f"class_index must be a whole number from 0 to {self.num_classes - 1}. "
+                             f"Received: class_index={class_index!r}")
+        if not _is_whole(count) or count < 0:
+            raise ValueError(f"count must be a whole number of images, 0 or more. Received: count={count!r}")
+        return self.x_train[self.y_train == class_index][:int(count)]
 
     def sample(self, fraction: float, seed: int = 0) -> "Dataset":
         """A random fraction of train and of test, drawn without replacement, as the lecture does."""
         fraction = check_fraction(fraction)
+        if not _is_whole(seed) or not 0 <= seed <= MAX_SEED:
+            raise ValueError(f"seed must be a whole number from 0 to {MAX_SEED}. Received: seed={seed!r}")
         if fraction == 1.0:
             return self
         rng = np.random.default_rng(seed)
@@ -84,10 +102,14 @@ class Dataset:
         return dataclasses.replace(self, **picks)
 
 
+def _is_whole(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def check_fraction(fraction) -> float:
     try:
         value = float(fraction)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"The sample fraction must be a number such as 0.1. Received: {fraction!r}") from None
     if not 0.0 < value <= 1.0:
         raise ValueError(f"The sample fraction must be above 0 and at most 1 (0.1 is 10%). Received: {fraction!r}")
@@ -103,11 +125,11 @@ def load_dataset(name: str = "mnist", source: str = "bundled", path: str | Path 
     if path is not None:
         return load_npz(path)
     spec = _spec(name)
+    if not isinstance(source, str) or source not in SOURCES:
+        raise ValueError(f"Unknown data source {source!r}. Choose one of: {', '.join(SOURCES)}.")
     if source == "bundled":
         return load_npz(BUNDLED_DIR / f"{spec.name}.npz", name=spec.name, source="bundled")
-    if source == "full":
-        return _download(spec)
-    raise ValueError(f"Unknown data source {source!r}. Choose one of: {', '.join(SOURCES)}.")
+    return _download(spec)
 
 
 def load_npz(path: str | Path, name: str | None = None, source: str = "file") -> Dataset:
@@ -135,14 +157,18 @@ def read_npz(path: str | Path, key_pairs: list[tuple[str, str]], need_all: bool 
     `need_all`, every pair must be there; otherwise at least one (for `evaluate`: x/y or
     x_test/y_test).
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"Give the path of an .npz file. Received: {path!r}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such data file: {path}")
+    keys = [k for pair in key_pairs for k in pair]
+    _check_claimed_sizes(path, keys)
     try:
         with np.load(path, allow_pickle=False) as npz:
-            found = {k: npz[k] for pair in key_pairs for k in pair if k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise ValueError(f"{path.name} is not a readable .npz file ({error}).") from None
+            found = {k: npz[k] for k in keys if k in npz.files}
+    except _UNREADABLE as error:
+        raise ValueError(f"{path.name} is not a readable .npz file ({_reason(error)}).") from None
     result = {}
     for x_key, y_key in key_pairs:
         if x_key in found and y_key in found:
@@ -154,9 +180,51 @@ def read_npz(path: str | Path, key_pairs: list[tuple[str, str]], need_all: bool 
     return result
 
 
+def _check_claimed_sizes(path: Path, keys: list[str]) -> None:
+    """Refuse an .npz before NumPy allocates what its arrays' headers claim: one that is not an
+    archive of arrays, an array that claims more bytes than the file holds (NumPy would allocate
+    the claim first), or arrays that together would not fit in this server's memory."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path.name} is not a readable .npz file: it is not an archive of arrays, as "
+                         "numpy.savez writes.")
+    claims = []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                key = info.filename.removesuffix(".npy")
+                if key not in keys or not info.filename.endswith(".npy"):
+                    continue
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)  # 3.0 differs only in its text encoding
+                    shape, _, dtype = read_header(member)
+                claims.append((key, shape, dtype, info.file_size))
+    except _UNREADABLE as error:
+        raise ValueError(f"{path.name} is not a readable .npz file ({_reason(error)}).") from None
+    total = 0
+    for key, shape, dtype, stored in claims:
+        claimed = math.prod(shape) * dtype.itemsize
+        if claimed > stored:
+            raise ValueError(f"{path.name} is damaged: {key} claims {claimed / 2**20:,.1f} MB of "
+                             f"{'x'.join(map(str, shape)) or 'one value'} but the file holds {stored:,} bytes of it.")
+        total += claimed
+    from . import memory
+
+    memory.require(total, Text("errors.what_npz", name=path.name), Text("errors.npz_instead"))
+
+
+def _reason(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}".replace("\n", " ")[:200]
+
+
 def as_images(x, what: str = "images") -> np.ndarray:
     """(N, H, W) or (N, H, W, C) pixels 0-255 -> uint8 (N, H, W, C)."""
-    x = np.asarray(x)
+    try:
+        x = np.asarray(x)
+    except (ValueError, TypeError):
+        raise ValueError(f"{what}: expected an array of images, all of one size. "
+                         f"Received a {type(x).__name__} whose items differ in size.") from None
     if x.ndim == 3:
         x = x[..., None]  # grayscale without a channel axis
     if x.ndim != 4 or x.shape[-1] not in (1, 3) or x.shape[0] == 0 or min(x.shape[1:3]) < 1:
@@ -174,7 +242,11 @@ def as_images(x, what: str = "images") -> np.ndarray:
 
 def as_labels(y, n: int, what: str = "labels") -> np.ndarray:
     """(N,) or (N, 1) integer class indices -> int64 (N,)."""
-    y = np.asarray(y)
+    try:
+        y = np.asarray(y)
+    except (ValueError, TypeError):
+        raise ValueError(f"{what}: expected {n} labels shaped (N,) or (N, 1). "
+                         f"Received a {type(y).__name__} whose items differ in size.") from None
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1 or len(y) != n:
@@ -182,8 +254,10 @@ def as_labels(y, n: int, what: str = "labels") -> np.ndarray:
     if not np.issubdtype(y.dtype, np.integer):
         if not np.issubdtype(y.dtype, np.floating) or not np.isfinite(y).all() or (y != np.round(y)).any():
             raise ValueError(f"{what}: labels must be whole class indices such as 0..9. Received dtype {y.dtype}.")
-    if y.min() < 0:
+    if len(y) and y.min() < 0:
         raise ValueError(f"{what}: labels must be class indices from 0. Received {y.min()}.")
+    if len(y) and y.max() >= MAX_CLASSES:
+        raise ValueError(f"{what}: labels must be class indices from 0 to {MAX_CLASSES - 1}. Received {y.max()}.")
     return y.astype(np.int64)
 
 
@@ -228,7 +302,7 @@ class PreprocessingStep:
     @property
     def nbytes_whole_array(self) -> int:
         """What the array takes if materialised for the whole split, as the lecture's code does."""
-        return int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
+        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
 
 
 def preprocessing_steps(model_config, n_images: int, lang: str = "en") -> list[PreprocessingStep]:
@@ -238,14 +312,19 @@ def preprocessing_steps(model_config, n_images: int, lang: str = "en") -> list[P
     in their own layers, per batch (see architectures.preprocessing). Names and reasons are the
     catalogue's ("steps.<id>") in `lang`.
     """
-    from .architectures import get_architecture, pixel_scaling
-    from .i18n import text
+    from .architectures import as_config, get_architecture, pixel_scaling
+    from .i18n import LANGUAGES, text
+
+    if not isinstance(lang, str) or lang not in LANGUAGES:
+        raise ValueError(f"Unknown language {lang!r}. Choose one of: {', '.join(LANGUAGES)}.")
+    if not _is_whole(n_images) or n_images < 0:
+        raise ValueError(f"n_images must be a whole number of images, 0 or more. Received: n_images={n_images!r}")
 
     def step(name, shape, dtype, topic=None, **values):
         return PreprocessingStep(text(f"steps.{name}.name", lang), shape, dtype,
                                  text(f"steps.{name}.why", lang, **values), topic)
 
-    config = model_config.resolved()
+    config = as_config(model_config)
     arch = get_architecture(config.arch)
     h, w, c = config.raw_shape
     size = config.input_size

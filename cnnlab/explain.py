@@ -7,6 +7,8 @@ computes its own way; the two supported here are TensorFlow and JAX.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import keras
@@ -96,8 +98,9 @@ def grad_cam(model: keras.Model, image: np.ndarray, class_index: int | None = No
     probabilities = model.predict(_batch_of_one(model, image), verbose=0)[0]
     if class_index is None:
         class_index = int(np.argmax(probabilities))
-    if not 0 <= int(class_index) < len(probabilities):
-        raise ValueError(f"class_index must be between 0 and {len(probabilities) - 1}. Received: {class_index}")
+    if not _whole(class_index) or not 0 <= class_index < len(probabilities):
+        raise ValueError(f"class_index must be a whole number between 0 and {len(probabilities) - 1}. "
+                         f"Received: {class_index!r}")
     layer, head = _cam_layer(model, layer_name)
     features = keras.Model(model.input, layer.output).predict(_batch_of_one(model, image), verbose=0)
     gradients = _gradient_of_log_probability(head, features, int(class_index))
@@ -109,6 +112,24 @@ def grad_cam(model: keras.Model, image: np.ndarray, class_index: int | None = No
 
 def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """The raw image in grey or colour with the heat map on top in red-yellow: uint8 RGB."""
+    from .data import as_images
+
+    try:
+        image, heat = np.asarray(image), np.asarray(heat)
+    except (TypeError, ValueError):
+        image = heat = np.asarray(None)
+    if heat.dtype.kind not in "biuf":
+        raise ValueError("overlay takes an image (height, width[, 1 or 3]) and a heat map (height, width) "
+                         f"of numbers. Received a heat map of {heat.dtype}.")
+    heat = heat.astype(np.float64)
+    image = as_images((image[..., None] if image.ndim == 2 else image)[None], "image")[0]
+    if heat.shape != image.shape[:2]:
+        raise ValueError(f"The heat map must cover the image: shape {image.shape[:2]}. Received shape {heat.shape}.")
+    if not np.isfinite(heat).all():
+        raise ValueError("The heat map holds NaN or infinity; it must be numbers from 0 to 1.")
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be a number from 0 to 1. Received: alpha={alpha!r}")
+    heat = np.clip(heat, 0, 1)
     base = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
     base = base.astype(np.float32)
     colour = np.stack([np.ones_like(heat), heat, np.zeros_like(heat)], axis=-1) * 255   # red to yellow
@@ -127,6 +148,10 @@ def _cam_layer(model, layer_name):
             layer = model.get_layer(layer_name)
         except ValueError:
             raise ValueError(f"{model.name} has no layer {layer_name!r}.") from None
+        if len(layer.output.shape) != 4 or is_preprocessing(layer):
+            maps = ", ".join(l.name for l in spatial_layers(model))
+            raise ValueError(f"{layer_name} has no feature map to explain; choose a convolution or pooling layer "
+                             f"of {model.name}: {maps}.")
         head = _head(model, layer)
         if head is None:
             raise ValueError(f"{layer_name} is inside a branch of {model.name}: choose a layer that every path "
@@ -228,12 +253,22 @@ def _batch_of_one(model, image) -> np.ndarray:
     from .data import as_images
 
     expected = tuple(model.input.shape[1:])
-    image = np.asarray(image)
+    try:
+        image = np.asarray(image)
+    except (TypeError, ValueError):
+        raise ValueError(f"This model takes one image of shape {expected}. Received rows of different sizes.") from None
     if image.shape == expected[:2] and expected[-1] == 1:
         image = image[..., None]
     if image.shape != expected:
         raise ValueError(f"This model takes one image of shape {expected}. Received shape {image.shape}.")
     return as_images(image[None], "image")
+
+
+def _whole(value) -> bool:
+    """An int or NumPy integer, or a float with no fraction; not a bool."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return False
+    return isinstance(value, numbers.Integral) or (math.isfinite(value) and value == int(value))
 
 
 def _unit_scale(maps: np.ndarray) -> np.ndarray:

@@ -8,6 +8,9 @@ is normalised the same way, or the network sees something it was never trained o
 from __future__ import annotations
 
 import io
+import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,8 @@ from .errors import LabError, Text
 
 MAX_PIXELS = 40_000_000          # larger images are refused before they are decoded
 MAX_BYTES = 10 * 2**20           # the app's upload limit too (.streamlit/config.toml)
+MAX_SIDE = 4096                  # the largest height or width a picture is turned into
+MNIST_BOX = 20                   # MNIST fits each digit in a 20x20 box of its 28x28 image
 FORMATS = ("PNG", "JPEG", "MPO")  # MPO: the multi-picture JPEG many phones write
 
 
@@ -28,13 +33,15 @@ def read_image(source: str | Path | bytes, image_shape: tuple[int, int, int], di
     """
     from PIL import Image
 
+    image_shape = _check_shape(image_shape)
     if digit is None:
-        digit = tuple(image_shape) == (28, 28, 1)
+        digit = image_shape == (28, 28, 1)
     pixels = _decode(source)
     if image_shape[-1] == 1:
         grey = np.asarray(_flatten_alpha(pixels).convert("L"), dtype=np.uint8)
-        if digit:
-            return normalise_digit(grey, image_shape[:2])[..., None]
+        if digit:  # MNIST's proportions: a 20-pixel box in 28, never more than 20 pixels
+            box = min(MNIST_BOX, max(1, round(min(image_shape[:2]) * MNIST_BOX / 28)))
+            return normalise_digit(grey, image_shape[:2], box)[..., None]
         return np.asarray(Image.fromarray(grey).resize(image_shape[1::-1], Image.BILINEAR))[..., None]
     rgb = _flatten_alpha(pixels).convert("RGB").resize(image_shape[1::-1], Image.BILINEAR)
     return np.asarray(rgb, dtype=np.uint8)
@@ -49,9 +56,18 @@ def normalise_digit(grey: np.ndarray, size: tuple[int, int] = (28, 28), box: int
     """
     from PIL import Image
 
-    grey = np.asarray(grey, dtype=np.float64)
+    try:
+        grey = np.asarray(grey, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"A digit is a 2-D grayscale image of pixel values. Received: {type(grey).__name__}") from None
     if grey.ndim != 2 or min(grey.shape) < 1:
         raise ValueError(f"A digit is a 2-D grayscale image. Received shape {grey.shape}.")
+    if not np.isfinite(grey).all():
+        raise ValueError("A digit's pixels must be numbers from 0 to 255. Received NaN or infinity.")
+    size = _check_sides(size, "size")
+    if not _whole(box) or box < 1:
+        raise ValueError(f"box must be a whole number of pixels, at least 1. Received: box={box!r}")
+    box = min(int(box), *size)
     background = np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))
     if background > 127:
         grey, background = 255 - grey, 255 - background
@@ -72,6 +88,8 @@ def normalise_digit(grey: np.ndarray, size: tuple[int, int] = (28, 28), box: int
 
 def _centre_of_mass_shift(canvas: np.ndarray) -> np.ndarray:
     total = canvas.sum()
+    if total <= 0:  # a stroke too thin to survive the fitting: nothing to centre
+        return canvas.astype(np.uint8)
     ys, xs = np.indices(canvas.shape)
     cy, cx = (ys * canvas).sum() / total, (xs * canvas).sum() / total
     dy, dx = int(round((canvas.shape[0] - 1) / 2 - cy)), int(round((canvas.shape[1] - 1) / 2 - cx))
@@ -81,11 +99,39 @@ def _centre_of_mass_shift(canvas: np.ndarray) -> np.ndarray:
     return np.clip(shifted, 0, 255).astype(np.uint8)
 
 
+def _whole(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_sides(size, what: str) -> tuple[int, int]:
+    """(height, width), each a whole number of pixels from 1 to MAX_SIDE."""
+    sides = tuple(size) if isinstance(size, (tuple, list)) else None
+    if sides is None or len(sides) != 2 or not all(_whole(d) and 1 <= d <= MAX_SIDE for d in sides):
+        raise ValueError(f"{what} must be (height, width) in whole pixels from 1 to {MAX_SIDE}. "
+                         f"Received: {what}={size!r}")
+    return int(sides[0]), int(sides[1])
+
+
+def _check_shape(image_shape) -> tuple[int, int, int]:
+    """The raw image a network takes: (height, width, 1 or 3 channels)."""
+    shape = tuple(image_shape) if isinstance(image_shape, (tuple, list)) else None
+    if shape is None or len(shape) != 3 or not _whole(shape[2]) or shape[2] not in (1, 3):
+        raise ValueError(f"image_shape must be (height, width, channels) with 1 or 3 channels, such as (28, 28, 1). "
+                         f"Received: image_shape={image_shape!r}")
+    return _check_sides(shape[:2], "image_shape[:2]") + (int(shape[2]),)
+
+
+# What Pillow raises for a file that is not a picture it can decode, or is damaged.
+_UNREADABLE = (OSError, ValueError, EOFError, SyntaxError, IndexError, KeyError, TypeError, struct.error, zlib.error)
+
+
 def _decode(source):
     from PIL import Image, UnidentifiedImageError
 
-    if isinstance(source, (bytes, bytearray)):
+    if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), Text("errors.the_upload")
+    elif not isinstance(source, (str, os.PathLike)):
+        raise ValueError(f"Give an image file's path or its bytes (PNG or JPEG). Received: {type(source).__name__}")
     else:
         path = Path(source)
         if not path.is_file():
@@ -104,10 +150,10 @@ def _decode(source):
             raise LabError("image_pixels", name=name, size=f"{image.width}x{image.height}",
                            limit=str(MAX_PIXELS // 1_000_000))
         image.load()
-    except ValueError:
+    except LabError:
         raise
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as error:
-        raise LabError("image_unreadable", name=name, reason=str(error)) from None
+    except (UnidentifiedImageError, Image.DecompressionBombError) + _UNREADABLE as error:
+        raise LabError("image_unreadable", name=name, reason=str(error).replace("\n", " ")[:200]) from None
     return image
 
 

@@ -94,8 +94,18 @@ def imagenet_class_names() -> tuple[str, ...]:
 def top_classes(probabilities: np.ndarray, k: int = 5) -> list[tuple[str, float]]:
     """The k most likely ImageNet classes of one image's probabilities, most likely first."""
     names = imagenet_class_names()
-    probabilities = np.asarray(probabilities, dtype="float64").reshape(-1)
+    try:
+        probabilities = np.asarray(probabilities)
+    except (TypeError, ValueError):
+        probabilities = np.asarray(None)
+    if probabilities.dtype.kind not in "iuf":
+        raise ValueError(f"ImageNet predictions are {len(names)} probabilities. Received {probabilities.dtype}.")
+    probabilities = probabilities.astype("float64").reshape(-1)
     if len(probabilities) != len(names):
         raise ValueError(f"ImageNet predictions have {len(names)} probabilities. Received: {len(probabilities)}")
+    if not np.isfinite(probabilities).all():
+        raise ValueError("The predictions hold NaN or infinity: the network's weights are broken. Load it again.")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a whole number of classes, at least 1. Received: k={k!r}")
     order = np.argsort(probabilities)[::-1][:k]
     return [(names[i], float(probabilities[i])) for i in order]

@@ -3,7 +3,14 @@
 A `TrainingPool` is shared by the whole server and lets at most `max_concurrent` runs train at
 once; the others wait in line and know their place. Each `BackgroundRun` belongs to one learner:
 it trains on its own thread, keeps its progress and curves, and stops training within one
-batch when asked (the partial model is then evaluated once on the test sample). Nothing here knows about Streamlit; a page only reads a run's state and draws it.
+batch when asked (the partial model is then evaluated once on the test sample). Nothing here
+knows about Streamlit; a page only reads a run's state and draws it, and `touch`es it while the
+learner's browser is there.
+
+Every run is bounded: it stops at the classroom's maximum wall time, and when its browser tab has
+gone quiet for `abandoned_after_seconds` (closed, or the network gone). A run that fails, or whose
+memory estimate does not fit when its turn comes, fails alone: its partial model and curves are
+kept, and its slot goes to the next in line. The settings come from `.streamlit/classroom.toml`.
 """
 
 from __future__ import annotations
@@ -11,12 +18,14 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from dataclasses import dataclass
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 from .data import Dataset
-from .errors import Text
+from .errors import LabError, Text
 from .inference import Collapse, detect_collapse
-from .training import Progress, Run, TrainConfig, train
+from .training import Progress, Run, RunInterrupted, TrainConfig, train
 
 QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "failed"
 FINISHED = (DONE, STOPPED, FAILED)
@@ -24,21 +33,62 @@ FINISHED = (DONE, STOPPED, FAILED)
 
 @dataclass(frozen=True)
 class PoolSettings:
-    max_concurrent: int = 1            # runs training at the same time, server-wide
-    max_run_seconds: float = 30 * 60   # a run is stopped after this long, whatever its settings
+    """How one server is shared by a class: `.streamlit/classroom.toml`, section [classroom]."""
+
+    max_concurrent_runs: int = 1            # runs training at the same time, server-wide
+    max_run_minutes: float = 30             # every run is stopped after this long, whatever its settings
+    abandoned_after_seconds: float = 180    # a run whose browser tab has not been seen this long is stopped
+    max_bundle_mb: int = 200                # the largest run bundle a learner may upload
+    kept_runs: int = 5                      # finished runs kept per browser session (each holds a model)
+
+    def __post_init__(self):
+        limits = {"max_concurrent_runs": (1, 64), "max_run_minutes": (0.001, 24 * 60),
+                  "abandoned_after_seconds": (0.001, 24 * 3600), "max_bundle_mb": (1, 4096), "kept_runs": (1, 100)}
+        for name, (low, high) in limits.items():
+            value = getattr(self, name)
+            whole = name in ("max_concurrent_runs", "max_bundle_mb", "kept_runs")
+            if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or not low <= value <= high:
+                raise ValueError(f"classroom setting {name} must be {'a whole number' if whole else 'a number'} "
+                                 f"from {low:g} to {high:g}. Received: {name}={value!r}")
+
+    @property
+    def max_run_seconds(self) -> float:
+        return self.max_run_minutes * 60
+
+    @property
+    def max_bundle_bytes(self) -> int:
+        return self.max_bundle_mb * 2**20
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "PoolSettings":
+        """The [classroom] section of a TOML file; a missing file means the defaults."""
+        path = Path(path)
+        if not path.exists():
+            return cls()
+        try:
+            section = tomllib.loads(path.read_text(encoding="utf-8")).get("classroom", {})
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path} is not valid TOML: {error}") from None
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown classroom setting {unknown[0]!r}; known: {', '.join(sorted(known))}.")
+        return cls(**section)
 
 
 class BackgroundRun:
     """One learner's run: a Listener that records everything a page needs to redraw."""
 
-    def __init__(self, run_id: int, config: TrainConfig, data: Dataset, label: str):
-        self.id, self.config, self.data, self.label = run_id, config, data, label
+    def __init__(self, run_id: int, config: TrainConfig, data: Dataset, label: str, resume: Run | None = None):
+        self.id, self.config, self.data, self.label, self.resume = run_id, config, data, label, resume
         self.status = QUEUED
         self.progress: Progress | None = None
         self.batches: list[Progress] = []     # after every batch: the live curves
         self.epochs: list[Progress] = []      # after every epoch, with validation
+        if resume is not None:                # a continued run's curves carry on from the earlier run's
+            self.batches, self.epochs = curves(resume, config.epochs)
         self.run: Run | None = None
-        self.error: str | None = None
+        self.error = None                     # why it failed: a LabError (in the learner's language) or a str
         self.stop_reason: Text | None = None
         self.collapse: Collapse | None = None
         self.notes: list = []                 # what the learner should read about this run (errors.Text)
@@ -47,10 +97,23 @@ class BackgroundRun:
         self.finished: float | None = None
         self._stop = threading.Event()
         self._max_seconds = None
+        self._abandoned_after = None
+        self.seen_at = time.monotonic()       # the last time the learner's browser asked about it
 
     @property
     def active(self) -> bool:
         return self.status in (QUEUED, RUNNING)
+
+    def touch(self) -> None:
+        """The learner's page is still open: every page calls this while the run is active."""
+        self.seen_at = time.monotonic()
+
+    def _check_limits(self) -> None:
+        """Stop a run past the maximum wall time, or whose learner's tab has gone quiet."""
+        if self._max_seconds is not None and self.started and time.time() - self.started > self._max_seconds:
+            self.stop(Text("runs.stopped_time_limit", minutes=f"{self._max_seconds / 60:g}"))
+        if self._abandoned_after is not None and time.monotonic() - self.seen_at > self._abandoned_after:
+            self.stop(Text("runs.stopped_abandoned", seconds=f"{self._abandoned_after:g}"))
 
     def stop(self, reason: Text = Text("runs.stopped_by_learner")) -> None:
         if self.active and not self._stop.is_set():
@@ -60,8 +123,7 @@ class BackgroundRun:
     def on_batch(self, progress: Progress) -> None:
         self.progress = progress
         self.batches.append(progress)
-        if self._max_seconds is not None and progress.elapsed > self._max_seconds:
-            self.stop(Text("runs.stopped_time_limit", minutes=f"{self._max_seconds / 60:.0f}"))
+        self._check_limits()
 
     def on_epoch(self, progress: Progress) -> None:
         self.progress = progress
@@ -72,20 +134,68 @@ class BackgroundRun:
             self.notes.append(text)
         else:
             self.status_text = text
+        self._check_limits()  # also while a transfer run computes its features
 
-    def _train(self, max_seconds: float) -> None:
-        self._max_seconds = max_seconds
+    def _train(self, settings: PoolSettings) -> None:
+        self._max_seconds, self._abandoned_after = settings.max_run_seconds, settings.abandoned_after_seconds
         self.status, self.started = RUNNING, time.time()
         try:
-            self.run = train(self.config, listener=self, stop=self._stop, data=self.data)
+            self._check_memory()
+            self.run = train(self.config, listener=self, stop=self._stop, data=self.data, resume=self.resume)
             if self.run.test_predictions is not None:
                 self.collapse = detect_collapse(self.run.test_predictions, self.run.class_names)
             self.status = STOPPED if self.run.stopped else DONE
+        except RunInterrupted as interrupted:  # its model and history so far are kept
+            cause = interrupted.run.error
+            self.run, self.status = interrupted.run, FAILED
+            self.error = cause if isinstance(cause, LabError) else f"{type(cause).__name__}: {cause}"
+        except ValueError as error:  # a learner's error (LabError): shown in the learner's language
+            self.error, self.status = error, FAILED
         except Exception as error:  # the learner sees it; the server and other runs carry on
-            self.error = f"{type(error).__name__}: {error}"
-            self.status = FAILED
+            self.error, self.status = f"{type(error).__name__}: {error}", FAILED
         finally:
             self.finished = time.time()
+            self.resume = None  # the earlier run's model is not held twice
+
+    def _check_memory(self) -> None:
+        """When its turn comes, the run must still fit in what the server has free (other runs may
+        have started since the learner pressed Start)."""
+        from .cost import check_fits, estimate_cost
+
+        n_train, n_test = (max(1, round(len(x) * self.config.sample)) for x in (self.data.x_train, self.data.x_test))
+        check_fits(estimate_cost(self.config, n_train, n_test), self.config, n_train, n_test)
+
+    @classmethod
+    def finished_from(cls, run_id: int, run: Run, data: Dataset, label: str) -> "BackgroundRun":
+        """A run that did not train here (uploaded as a bundle), shown like any finished run."""
+        background = cls(run_id, run.config, data, label)
+        background.run, background.status = run, STOPPED if run.stopped else DONE
+        background.batches, background.epochs = curves(run)
+        background.progress = (background.batches or background.epochs or [None])[-1]
+        background.started = background.finished = time.time()
+        return background
+
+
+def curves(run: Run, more_epochs: int = 0) -> tuple[list[Progress], list[Progress]]:
+    """A run's history as the Progress points the live curves are drawn from; `more_epochs` makes
+    room for a run that continues it (a half-done last epoch is left out, it will start again)."""
+    done = run.epochs_completed
+    total = done + more_epochs
+    steps = {}
+    for b in run.history.batches:
+        steps[b["epoch"]] = max(steps.get(b["epoch"], 0), b["step"])
+    if more_epochs:
+        steps = {e: s for e, s in steps.items() if e <= done}
+    elapsed = {}  # seconds from the start of the run to the end of each epoch
+    for e in run.history.epochs:
+        elapsed[e["epoch"]] = elapsed.get(e["epoch"] - 1, 0.0) + (e["seconds"] or 0.0)
+    batches = [Progress(b["epoch"], max(total, b["epoch"]), b["step"], steps[b["epoch"]], b["seen"],
+                        elapsed.get(b["epoch"], elapsed.get(b["epoch"] - 1, 0.0)), 0.0, b["loss"], b["accuracy"])
+               for b in run.history.batches if b["epoch"] in steps]
+    epochs = [Progress(e["epoch"], max(total, e["epoch"]), steps.get(e["epoch"], 1), steps.get(e["epoch"], 1), 0,
+                       elapsed[e["epoch"]], 0.0, e["loss"], e["accuracy"], e["val_loss"], e["val_accuracy"])
+              for e in run.history.epochs]
+    return batches, epochs
 
 
 class TrainingPool:
@@ -98,14 +208,19 @@ class TrainingPool:
         self._running = 0
         self._ids = itertools.count(1)
 
-    def submit(self, config: TrainConfig, data: Dataset, label: str = "") -> BackgroundRun:
-        """Queue a run and return at once; it trains as soon as a slot is free."""
+    def submit(self, config: TrainConfig, data: Dataset, label: str = "", resume: Run | None = None) -> BackgroundRun:
+        """Queue a run and return at once; it trains as soon as a slot is free. `resume`: an
+        earlier run of the same model to continue from."""
         config = config.resolved()
-        run = BackgroundRun(next(self._ids), config, data, label or config.model.arch)
+        run = BackgroundRun(next(self._ids), config, data, label or config.model.arch, resume)
         with self._turn:
             self._waiting.append(run)
         threading.Thread(target=self._work, args=(run,), name=f"cnnlab-run-{run.id}", daemon=True).start()
         return run
+
+    def adopt(self, run: Run, data: Dataset, label: str) -> BackgroundRun:
+        """A finished run from elsewhere (an uploaded bundle), numbered like the runs trained here."""
+        return BackgroundRun.finished_from(next(self._ids), run, data, label)
 
     def place_in_line(self, run: BackgroundRun) -> int | None:
         """1 for the next to start; None once training (or finished)."""
@@ -119,18 +234,20 @@ class TrainingPool:
     def _work(self, run: BackgroundRun) -> None:
         with self._turn:
             while True:
+                run._abandoned_after = self.settings.abandoned_after_seconds
+                run._check_limits()  # a tab closed while its run waited in line
                 if run._stop.is_set():  # stopped while still in line
                     self._waiting.remove(run)
                     run.status, run.finished = STOPPED, time.time()
                     self._turn.notify_all()
                     return
-                if self._waiting[0] is run and self._running < self.settings.max_concurrent:
+                if self._waiting[0] is run and self._running < self.settings.max_concurrent_runs:
                     break
                 self._turn.wait(timeout=0.2)
             self._waiting.pop(0)
             self._running += 1
         try:
-            run._train(self.settings.max_run_seconds)
+            run._train(self.settings)
         finally:
             with self._turn:
                 self._running -= 1

@@ -23,8 +23,8 @@ import numpy as np
 
 from .architectures import ModelConfig, build_model, get_architecture
 from .architectures.transfer import HEAD, head_layers
-from .data import Dataset, check_fraction, load_dataset
-from .errors import Text
+from .data import DATASETS, SOURCES, Dataset, check_fraction, load_dataset
+from .errors import LabError, Text
 from .features import Stopped, base_features
 from .pretrained import WeightsUnavailable
 
@@ -66,6 +66,9 @@ class TrainConfig:
     seed: int = 0
 
     def resolved(self) -> "TrainConfig":
+        if not isinstance(self.model, ModelConfig):
+            raise ValueError(f"A training run needs a ModelConfig, such as ModelConfig('lenet5'). "
+                             f"Received: model={self.model!r}")
         arch = get_architecture(self.model.arch)
         if not arch.trainable:
             what = ("Keras's ImageNet classifier, shown and used for photos here, not trained" if arch.application
@@ -84,6 +87,14 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be a number above 0 and at most 10, such as 0.001. "
                              f"Received: learning_rate={lr!r}")
         steps = None if self.steps_per_epoch is None else _whole(self.steps_per_epoch, "steps_per_epoch", 1, 10**6)
+        self.model.resolved()  # its input size, width and settings are checked now, before any data is loaded
+        if self.dataset is not None and (not isinstance(self.dataset, str) or self.dataset not in DATASETS):
+            raise ValueError(f"Unknown dataset {self.dataset!r}. Choose one of: {', '.join(DATASETS)}.")
+        if not isinstance(self.source, str) or self.source not in SOURCES:
+            raise ValueError(f"source must be 'bundled' (the sample shipped with CNN Lab) or 'full' (Keras's "
+                             f"download). Received: source={self.source!r}")
+        if self.data_path is not None and not isinstance(self.data_path, (str, Path)):
+            raise ValueError(f"data_path must be the path of an .npz file. Received: data_path={self.data_path!r}")
         sample = self.sample
         if sample is None:
             sample = arch.lecture_sample if (self.source == "full" and self.data_path is None) else 1.0
@@ -94,6 +105,18 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data) -> "TrainConfig":
+        """The inverse of to_dict, refusing any setting it does not know (a saved run's file is not trusted)."""
+        if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+            raise ValueError("A run's configuration must be an object with a model. Received: "
+                             f"{type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"Unknown training setting {unknown[0]!r}; expected only: {', '.join(sorted(names))}.")
+        return cls(**{**data, "model": ModelConfig.from_dict(data["model"])})
 
 
 @dataclass(frozen=True)
@@ -157,6 +180,9 @@ class Run:
     test_accuracy: float | None = None
     test_predictions: np.ndarray | None = None  # predicted class of every test image, from the last evaluation
     notes: list[Text] = field(default_factory=list)  # what the learner should know about how it ran
+    optimizer: keras.optimizers.Optimizer | None = None  # its state, to continue training exactly where it ended
+    error: Exception | None = None  # what interrupted it, when something did (see RunInterrupted)
+    seen_before: int = 0          # images an earlier run had trained on, when this one continues it
 
     @property
     def epochs_completed(self) -> int:
@@ -168,8 +194,24 @@ class Run:
                 "stopped": self.stopped, "images_per_second": self._images_per_second(), "notes": [str(note) for note in self.notes]}
 
     def _images_per_second(self) -> float | None:
-        seen = self.history.batches[-1]["seen"] if self.history.batches else 0
+        seen = (self.history.batches[-1]["seen"] if self.history.batches else 0) - self.seen_before
         return round(seen / self.train_seconds, 2) if self.train_seconds > 0 else None
+
+
+class RunInterrupted(Exception):
+    """Training ended by an error in the middle of a run. `run` keeps the model and the history so
+    far (its `error` is the cause), so nothing already learnt is lost."""
+
+    def __init__(self, run: Run, cause: Exception):
+        super().__init__(str(cause))
+        self.run, self.cause = run, cause
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Python's MemoryError, or a backend's allocation failure (TensorFlow's ResourceExhaustedError,
+    XLA's RESOURCE_EXHAUSTED), told apart without importing either backend."""
+    return isinstance(error, MemoryError) or "ResourceExhausted" in type(error).__name__ \
+        or "RESOURCE_EXHAUSTED" in str(error)[:300]
 
 
 def get_recipe(name: str) -> Recipe:
@@ -188,11 +230,14 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
 
 
 def train(config: TrainConfig, listener: Listener | None = None, stop: threading.Event | None = None,
-          data: Dataset | None = None, evaluate_when_stopped: bool = True) -> Run:
+          data: Dataset | None = None, evaluate_when_stopped: bool = True, resume: Run | None = None) -> Run:
     """Train one run and return it, model and history included.
 
     `stop.set()` from any thread ends the run after the current batch; the run keeps its
     weights and history so far. `data` skips loading (the app loads each dataset once).
+    `resume` continues an earlier run of the same model for `config.epochs` more epochs: its
+    weights, optimizer state and curves carry on (the earlier run itself is left as it was).
+    An error during training raises RunInterrupted, which carries the partial run.
     """
     config = config.resolved()
     if data is None:
@@ -202,9 +247,12 @@ def train(config: TrainConfig, listener: Listener | None = None, stop: threading
     keras.utils.set_random_seed(config.seed)
     model_config = dataclasses.replace(config.model, raw_shape=data.image_shape, classes=data.num_classes)
     config = dataclasses.replace(config, model=model_config.resolved())
+    if resume is not None and resume.config.model != config.model:
+        raise ValueError("A run can only continue with the same model, input size, width, settings and data as "
+                         f"before. Before: {resume.config.model}; now: {config.model}")
     notes = []
     try:
-        model = build_model(config.model)
+        model = build_model(config.model, load_weights=resume is None)
     except WeightsUnavailable as missing:  # offline: a random base still shows the whole method
         if config.model.arch != "transfer":
             raise
@@ -212,6 +260,8 @@ def train(config: TrainConfig, listener: Listener | None = None, stop: threading
         notes.append(Text("notes.random_base", missing=missing))
         keras.utils.set_random_seed(config.seed)
         model = build_model(config.model)
+    if resume is not None:
+        model.set_weights(resume.model.get_weights())
     stop = stop or threading.Event()
     for note in notes:
         _note(listener, note)
@@ -224,6 +274,10 @@ def train(config: TrainConfig, listener: Listener | None = None, stop: threading
         except Stopped:
             run.stopped = True
             return run
+        if resume is not None:  # the head learnt so far, its normalisation included
+            for name in HEAD:
+                trained.get_layer(name).set_weights(model.get_layer(name).get_weights())
+            trained.get_layer(HEAD[0]).finalize_state()
     else:
         x_train, x_test, trained = data.x_train, data.x_test, model
     arch = get_architecture(config.model.arch)
@@ -232,26 +286,58 @@ def train(config: TrainConfig, listener: Listener | None = None, stop: threading
                     loss="categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy",
                     metrics=["accuracy"])
     y_train = keras.utils.to_categorical(data.y_train, data.num_classes) if one_hot else data.y_train
+    run.optimizer = trained.optimizer
+    initial_epoch = 0
+    if resume is not None:
+        initial_epoch = resume.epochs_completed
+        _continue_optimizer(trained, resume.optimizer)
+        run.history.epochs = [dict(e) for e in resume.history.epochs]  # a half-done last epoch starts again
+        run.history.batches = [dict(b) for b in resume.history.batches if b["epoch"] <= initial_epoch]
+        run.seen_before = run.history.batches[-1]["seen"] if run.history.batches else 0
 
     micro_batch = config.batch_size // config.accumulation_steps
     full_steps = math.ceil(len(data.x_train) / micro_batch)
     steps = full_steps if config.steps_per_epoch is None else min(full_steps, config.steps_per_epoch * config.accumulation_steps)
-    bridge = _Bridge(run, listener, stop, steps, micro_batch, len(data.x_train), (x_test, data.y_test))
+    bridge = _Bridge(run, listener, stop, steps, micro_batch, len(data.x_train), (x_test, data.y_test), initial_epoch)
     start = time.perf_counter()
-    trained.fit(x_train, y_train, batch_size=micro_batch, epochs=config.epochs,
-                steps_per_epoch=steps if steps < full_steps else None, shuffle=True, verbose=0, callbacks=[bridge])
+    try:
+        trained.fit(x_train, y_train, batch_size=micro_batch, epochs=initial_epoch + config.epochs,
+                    initial_epoch=initial_epoch, steps_per_epoch=steps if steps < full_steps else None, shuffle=True,
+                    verbose=0, callbacks=[bridge])
+    except Exception as error:  # a fault mid-run: keep what was learnt, say what happened
+        run.train_seconds, run.stopped = time.perf_counter() - start, True
+        run.error = LabError("run.out_of_memory") if out_of_memory(error) else error
+        _give_head_to_model(model, trained)
+        raise RunInterrupted(run, run.error) from error
     run.train_seconds = time.perf_counter() - start
     run.stopped = bridge.stopped
-    if trained is not model:  # the new head learnt on cached features: give its weights to the whole network
-        for name in HEAD:
-            model.get_layer(name).set_weights(trained.get_layer(name).get_weights())
-        model.get_layer(HEAD[0]).finalize_state()  # the normalisation reads its mean and variance from its weights
+    _give_head_to_model(model, trained)
     if bridge.last_evaluation is not None and not run.stopped:
         run.test_loss, run.test_accuracy, run.test_predictions = bridge.last_evaluation
     elif evaluate_when_stopped:
         run.test_loss, run.test_accuracy, run.test_predictions = evaluate_predictions(
             trained, x_test, data.y_test, micro_batch)
     return run
+
+
+def _give_head_to_model(model: keras.Model, trained: keras.Model) -> None:
+    """The new head learnt on cached features: give its weights to the whole network."""
+    if trained is not model:
+        for name in HEAD:
+            model.get_layer(name).set_weights(trained.get_layer(name).get_weights())
+        model.get_layer(HEAD[0]).finalize_state()  # the normalisation reads its mean and variance from its weights
+
+
+def _continue_optimizer(model: keras.Model, previous: keras.optimizers.Optimizer | None) -> None:
+    """Carry the optimizer's state (Adam's moments, SGD's momentum, its step count) over to a
+    continued run, when the earlier run's state is there and has the same variables."""
+    if previous is None or not previous.variables:
+        return
+    model.optimizer.build(model.trainable_variables)
+    values = [keras.ops.convert_to_numpy(v) for v in previous.variables]
+    if [v.shape for v in model.optimizer.variables] == [tuple(a.shape) for a in values]:
+        for variable, value in zip(model.optimizer.variables, values):
+            variable.assign(value)
 
 
 def _transfer_inputs(run: Run, data: Dataset, listener, stop) -> tuple[np.ndarray, np.ndarray, keras.Model]:
@@ -291,9 +377,13 @@ def _note(listener, text: Text, lasting: bool = True) -> None:
 
 
 def save_run(run: Run, out_dir: str | Path) -> Path:
-    """Write model.keras, history.json and run.json into out_dir (created if needed)."""
+    """Write bundle.zip (the run, to predict with or continue: see cnnlab.bundle), model.keras (for
+    Keras elsewhere), history.json and run.json into out_dir (created if needed)."""
+    from .bundle import bundle_bytes
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "bundle.zip").write_bytes(bundle_bytes(run))
     run.model.save(out / "model.keras")
     (out / "history.json").write_text(json.dumps(run.history.to_dict(), indent=1))
     record = {"config": run.config.to_dict(), "class_names": list(run.class_names), "dataset": run.dataset,
@@ -306,13 +396,14 @@ class _Bridge(keras.callbacks.Callback):
     """Turns Keras's callbacks into Progress for the listener, validates, and honours stop."""
 
     def __init__(self, run: Run, listener, stop: threading.Event, steps: int, micro_batch: int, n_train: int,
-                 validation):
+                 validation, initial_epoch: int = 0):
         super().__init__()
         self.run, self.listener, self.stop = run, listener, stop
         self.steps, self.micro_batch, self.n_train, self.validation = steps, micro_batch, n_train, validation
-        self.epochs = run.config.epochs
+        self.initial_epoch = initial_epoch  # epochs an earlier run already trained (a continued run)
+        self.epochs = initial_epoch + run.config.epochs
         self.stopped = False
-        self.seen = 0
+        self.seen = run.history.batches[-1]["seen"] if run.history.batches else 0
         self.last_evaluation = None
 
     def on_train_begin(self, logs=None):
@@ -347,8 +438,8 @@ class _Bridge(keras.callbacks.Callback):
 
     def _progress(self, step, logs, val_loss=None, val_accuracy=None) -> Progress:
         elapsed = time.perf_counter() - self.start
-        done = (self.epoch - 1) * self.steps + step
-        eta = elapsed / done * (self.epochs * self.steps - done)
+        done = (self.epoch - 1 - self.initial_epoch) * self.steps + step  # in this run
+        eta = elapsed / done * ((self.epochs - self.initial_epoch) * self.steps - done)
         return Progress(self.epoch, self.epochs, step, self.steps, self.seen, elapsed, eta,
                         float(logs["loss"]), float(logs["accuracy"]), val_loss, val_accuracy)
 
@@ -370,16 +461,6 @@ def _whole(value, name: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
         raise ValueError(f"{name} must be a whole number from {low} to {high}. Received: {name}={value!r}")
     return int(value)
-
-
-def model_bytes(model: keras.Model) -> bytes:
-    """The model as the bytes of a .keras file, for a download."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.keras"
-        model.save(path)
-        return path.read_bytes()
 
 
 def history_json(run: Run) -> str:

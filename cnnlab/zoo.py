@@ -193,12 +193,28 @@ def classify(model, picture: bytes | np.ndarray, k: int = 5) -> tuple[np.ndarray
     its k most likely ImageNet classes; the model does its own preprocessing."""
     from PIL import Image
 
-    from .images import read_image
+    from .data import as_images
+    from .images import MAX_PIXELS, read_image
     from .inference import predict_proba
 
+    if isinstance(picture, (bytearray, memoryview)):
+        picture = bytes(picture)
     if not isinstance(picture, bytes):
+        try:
+            array = np.asarray(picture)
+        except (TypeError, ValueError):
+            array = np.asarray(None)
+        if array.ndim == 3 and array.shape[-1] == 4:
+            array = array[..., :3]  # RGBA: the photo without its transparency
+        if array.ndim not in (2, 3):
+            raise ValueError("A photo is PNG or JPEG bytes, or an array (height, width) or (height, width, 1 or 3) "
+                             f"of pixels 0-255. Received shape {array.shape}.")
+        if array.shape[0] * array.shape[1] > MAX_PIXELS:
+            raise LabError("image_pixels", name=Text("errors.the_upload"), size=f"{array.shape[1]}x{array.shape[0]}",
+                           limit=str(MAX_PIXELS // 1_000_000))
+        array = as_images((array[..., None] if array.ndim == 2 else array)[None], "photo")[0]
         encoded = io.BytesIO()
-        Image.fromarray(np.asarray(picture, np.uint8).squeeze()).save(encoded, format="PNG")
+        Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(encoded, format="PNG")
         picture = encoded.getvalue()
     image = read_image(picture, tuple(model.input_shape[1:]))
     return image, top_classes(predict_proba(model, image)[0], k)

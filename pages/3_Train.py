@@ -1,9 +1,12 @@
 """Train: choose a recipe, see what it will cost, start, watch the curves live, stop, compare."""
 
+import dataclasses
+
 import streamlit as st
 
 import cnnlab
 import ui
+from cnnlab.bundle import bundle_bytes
 from cnnlab.charts import training_curves
 from cnnlab.cost import check_fits, estimate_cost
 from cnnlab.runner import FAILED, QUEUED, STOPPED
@@ -59,7 +62,7 @@ if cost.once_seconds:
 start_col, stop_col = st.columns([1, 1])
 if start_col.button(ui.t("train.start"), type="primary", disabled=active is not None, width="stretch"):
     try:
-        check_fits(cost)
+        check_fits(cost, config, n_train, max(1, round(len(data.x_test) * sample)))
     except ValueError as problem:
         st.warning(ui.say(problem))
     else:
@@ -71,6 +74,8 @@ if stop_col.button(ui.t("train.stop"), disabled=active is None, width="stretch")
 @st.fragment(run_every=1.0 if active is not None else None)
 def live():
     run = ui.active_run() or (ui.runs()[-1] if ui.runs() else None)
+    if run is not None and run.active:
+        run.touch()  # this tab is still open
     if run is None:
         st.info(ui.t("train.choose_and_start"))
         return
@@ -79,7 +84,8 @@ def live():
         st.info(ui.t("train.waiting", place=place) if place else ui.t("train.starting"))
     elif run.progress is not None:
         p = run.progress
-        eta = (ui.t("train.eta_unknown") if len(run.batches) < 3 else ui.t("train.eta_done") if p.eta < 1
+        eta = (ui.t(f"runs.status.{run.status}") if not run.active else ui.t("train.eta_unknown")
+               if len(run.batches) < 3 else ui.t("train.eta_done") if p.eta < 1
                else ui.t("train.eta", duration=ui.duration(p.eta)))
         st.progress(p.fraction, text=ui.t("train.progress", run=ui.run_label(run), epoch=p.epoch, epochs=p.epochs,
                                           step=p.step, steps=p.steps, elapsed=ui.duration(p.elapsed), eta=eta))
@@ -101,13 +107,16 @@ live()
 
 last = ui.runs()[-1] if ui.runs() else None
 if last is not None and not last.active:
-    if last.status == FAILED:
-        st.error(ui.t("train.failed", error=last.error))
+    if last.status == FAILED and last.run is None:
+        st.error(ui.t("train.failed", error=ui.say(last.error)))
     elif last.run is not None:
         result = last.run
         for note in result.notes:
             st.info(ui.say(note))
-        if last.status == STOPPED:
+        if last.status == FAILED:  # interrupted mid-run: what it learnt so far is kept
+            st.error(ui.t("train.interrupted", run=f"#{last.id}", batches=len(result.history.batches),
+                          error=ui.say(last.error)))
+        elif last.status == STOPPED:
             st.warning(ui.t("train.stopped", run=f"#{last.id}", reason=ui.say(last.stop_reason),
                             batches=len(last.batches)))
         st.metric(ui.t("evaluate.accuracy"), f"{result.test_accuracy:.2%}" if result.test_accuracy is not None else "-")
@@ -115,18 +124,43 @@ if last is not None and not last.active:
             st.error(ui.t("train.collapsed", share=f"{last.collapse.share:.0%}",
                           name=ui.class_name(result.class_names, last.collapse.class_index)))
         name = f"{last.config.model.arch}_run{last.id}"
-        model_col, csv_col, json_col = st.columns(3)
-        model_col.download_button(ui.t("train.download_model"), lambda: cnnlab.training.model_bytes(result.model),
-                                  file_name=f"{name}.keras", mime="application/octet-stream", on_click="ignore")
+        bundle_col, csv_col, json_col = st.columns(3)
+        bundle_col.download_button(ui.t("train.download_bundle"), lambda: bundle_bytes(result),
+                                   file_name=f"{name}.zip", mime="application/zip", on_click="ignore",
+                                   help=ui.t("train.download_bundle_help"))
         csv_col.download_button(ui.t("train.download_csv"), result.history.to_csv(), file_name=f"{name}_history.csv",
                                 mime="text/csv", on_click="ignore")
         json_col.download_button(ui.t("train.download_json"), cnnlab.training.history_json(result),
                                  file_name=f"{name}_history.json", mime="application/json", on_click="ignore")
+        if st.button(ui.t("train.continue_run", run=f"#{last.id}", epochs=int(epochs)), disabled=active is not None,
+                     help=ui.t("train.continue_help")):
+            ui.start_run(dataclasses.replace(last.config, epochs=int(epochs)), resume=last)
+            st.rerun()
+
+with st.expander(ui.t("train.bundle_header")):
+    st.caption(ui.t("train.bundle_intro"))
+    upload = st.file_uploader(ui.t("train.bundle_uploader"), type=["zip"], key="bundle-upload",
+                              max_upload_size=ui.training_pool().settings.max_bundle_mb)
+    if upload is not None:
+        file_id, outcome = st.session_state.get("bundle-import", (None, None))
+        if file_id != upload.file_id:  # each file is read once: its run, or why it was refused
+            try:
+                with st.spinner(ui.t("errors.bundle.what")):
+                    outcome = f"#{ui.import_bundle(upload.getvalue()).id}"
+            except ValueError as problem:
+                outcome = problem
+            st.session_state["bundle-import"] = (upload.file_id, outcome)
+            if isinstance(outcome, str):
+                st.rerun()  # draw the uploaded run as this session's latest
+        if isinstance(outcome, str):
+            st.success(ui.t("train.bundle_loaded", run=outcome))
+        else:
+            st.error(ui.say(outcome))
 
 done = [run for run in ui.runs() if not run.active and run.batches]
 if len(done) > 1:
     st.subheader(ui.t("train.compare"))
-    st.caption(ui.t("train.kept", count=ui.KEPT_RUNS))
+    st.caption(ui.t("train.kept", count=ui.kept_runs()))
     by_id = {run.id: run for run in done}
     chosen = [by_id[i] for i in st.multiselect(ui.t("train.overlay"), list(by_id), default=list(by_id)[-2:],
                                                format_func=lambda i: ui.run_label(by_id[i]))]

@@ -23,7 +23,8 @@ if source == "draw":
     picture = ui.drawing_canvas(key=f"canvas-{choice.id}")
     missing = ui.t("your_image.canvas_empty")
 else:
-    upload = st.file_uploader(ui.t("your_image.uploader"), type=["png", "jpg", "jpeg"], key=f"upload-{choice.id}")
+    upload = st.file_uploader(ui.t("your_image.uploader"), type=["png", "jpg", "jpeg"], key=f"upload-{choice.id}",
+                              max_upload_size=ui.IMAGE_UPLOAD_MB)
     picture = upload.getvalue() if upload is not None else None
     missing = ui.t("your_image.upload_missing")
 if picture is None:

@@ -83,7 +83,7 @@ st.subheader(ui.t("zoo.pretrained"))
 model_col, photo_col = st.columns([1, 2])
 key = model_col.selectbox(ui.t("zoo.pretrained_network"), list(APPLICATIONS), index=list(APPLICATIONS).index("mobilenetv2"),
                           format_func=lambda k: f"{APPLICATIONS[k].name} ({APPLICATIONS[k].documented.size_mb} MB)")
-upload = photo_col.file_uploader(ui.t("zoo.photo"), type=["png", "jpg", "jpeg"])
+upload = photo_col.file_uploader(ui.t("zoo.photo"), type=["png", "jpg", "jpeg"], max_upload_size=ui.IMAGE_UPLOAD_MB)
 if upload is None:
     st.info(ui.t("zoo.upload_a_photo"))
 else:

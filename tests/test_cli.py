@@ -65,8 +65,34 @@ def test_train_prints_a_json_last_line_and_saves(tmp_path):
     assert done.returncode == 0, done.stderr
     last = json.loads(done.stdout.strip().splitlines()[-1])
     assert last["epochs"] == 1 and 0 <= last["test_accuracy"] <= 1 and last["train_seconds"] > 0
-    assert {p.name for p in out.iterdir()} == {"model.keras", "history.json", "run.json"}
+    assert {p.name for p in out.iterdir()} == {"bundle.zip", "model.keras", "history.json", "run.json"}
     assert "epoch 1/1" in done.stderr
+
+
+def test_continue_trains_a_saved_run_further_and_predict_reads_its_bundle(lenet_run_dir, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "continue", str(lenet_run_dir), "--epochs", "1", "--out", str(tmp_path / "more"))
+    assert code == 0, err
+    history = json.loads((tmp_path / "more" / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    assert history["epochs"][0] == json.loads((lenet_run_dir / "history.json").read_text())["epochs"][0]
+    assert json.loads(out)["test_accuracy"] > 0.9
+    digit = tmp_path / "digit.png"
+    Image.fromarray(load_dataset("mnist").x_test[0, :, :, 0]).save(digit)
+    code, out, _ = run_cli(capsys, "predict", str(tmp_path / "more" / "bundle.zip"), str(digit))
+    assert code == 0 and json.loads(out)["predictions"][0]["top"][0]["name"] == str(load_dataset("mnist").y_test[0])
+
+
+def test_a_run_interrupted_by_an_error_is_saved_so_far(tmp_path, capsys, monkeypatch):
+    from cnnlab.cli import ProgressBar
+
+    def out_of_memory(self, progress):
+        if progress.step == 3:
+            raise MemoryError()
+
+    monkeypatch.setattr(ProgressBar, "on_batch", out_of_memory)
+    code, _, err = run_cli(capsys, "train", "lenet5", "--epochs", "1", "--sample", "0.1", "--out", str(tmp_path / "r"))
+    assert code == 1 and "ran out of memory" in err and "saved in" in err
+    assert len(json.loads((tmp_path / "r" / "history.json").read_text())["batches"]) == 3
 
 
 @pytest.mark.parametrize("argv, words", [
@@ -81,6 +107,8 @@ def test_train_prints_a_json_last_line_and_saves(tmp_path):
     (["train", "lenet5"], ["--out"]),
     (["evaluate", "absent.keras", "--data", "x.npz"], ["No such model file"]),
     (["predict", "absent.keras", "a.png"], ["No such model file"]),
+    (["continue", "absent", "--epochs", "1", "--out", "x"], ["No run bundle"]),
+    (["continue", "absent"], ["--epochs", "--out"]),
     (["frobnicate"], ["frobnicate"]),
 ])
 def test_mistakes_give_one_line_and_exit_code_2(argv, words, capsys):

@@ -84,5 +84,5 @@ def test_unreadable_models(tmp_path):
     bad.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a Keras model"):
         load_trained(bad)
-    with pytest.raises(FileNotFoundError, match="no model.keras"):
+    with pytest.raises(FileNotFoundError, match="has no bundle.zip"):
         load_trained(tmp_path / "..")

@@ -10,7 +10,9 @@ import pytest
 
 from cnnlab import ModelConfig, TrainConfig, load_dataset
 from cnnlab.inference import detect_collapse
-from cnnlab.runner import DONE, FAILED, QUEUED, STOPPED, PoolSettings, TrainingPool
+from cnnlab.errors import LabError
+from cnnlab.runner import DONE, FAILED, QUEUED, STOPPED, BackgroundRun, PoolSettings, TrainingPool
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def wait(run, seconds=120):
 
 
 def test_one_slot_makes_the_second_learner_wait_in_line(mnist):
-    pool = TrainingPool(PoolSettings(max_concurrent=1))
+    pool = TrainingPool(PoolSettings(max_concurrent_runs=1))
     first = pool.submit(quick(epochs=2), mnist)
     second = pool.submit(quick(), mnist)
     third = pool.submit(quick(), mnist)
@@ -48,7 +50,7 @@ def test_one_slot_makes_the_second_learner_wait_in_line(mnist):
 
 
 def test_runs_are_separate_objects_with_their_own_models(mnist):
-    pool = TrainingPool(PoolSettings(max_concurrent=2))
+    pool = TrainingPool(PoolSettings(max_concurrent_runs=2))
     a, b = pool.submit(quick(seed=1), mnist), pool.submit(quick(seed=2), mnist)
     wait(a), wait(b)
     assert a.run.model is not b.run.model
@@ -68,7 +70,7 @@ def test_stop_acts_within_a_batch_and_keeps_the_partial_model(mnist):
 
 
 def test_a_run_past_the_time_limit_is_stopped(mnist):
-    pool = TrainingPool(PoolSettings(max_run_seconds=0.5))
+    pool = TrainingPool(PoolSettings(max_run_minutes=0.5 / 60))
     run = wait(pool.submit(quick(epochs=50), mnist))
     assert run.status == STOPPED and "time limit" in str(run.stop_reason)
 
@@ -77,9 +79,91 @@ def test_a_failing_run_reports_and_frees_its_slot(mnist):
     pool = TrainingPool()
     labels_out_of_range = dataclasses.replace(mnist, y_train=mnist.y_train + 20, y_test=mnist.y_test + 20)
     run = wait(pool.submit(quick(), labels_out_of_range))
-    assert run.status == FAILED and run.error and run.run is None
+    assert run.status == FAILED and run.error
     assert pool.running == 0
     assert wait(pool.submit(quick(), mnist)).status == DONE
+
+
+class Faulty(BackgroundRun):
+    """A run whose listener breaks at its third batch, as a page's drawing code or the memory could."""
+
+    fault: BaseException = RuntimeError("the listener broke")
+
+    def on_batch(self, progress):
+        super().on_batch(progress)
+        if len(self.batches) == 3:
+            raise self.fault
+
+
+@pytest.mark.parametrize("fault, says", [
+    (RuntimeError("the listener broke"), "RuntimeError: the listener broke"),
+    (MemoryError(), "ran out of memory"),
+    (type("ResourceExhaustedError", (Exception,), {})("OOM when allocating tensor with shape [128,96,55,55]"),
+     "ran out of memory"),
+])
+def test_a_fault_mid_epoch_keeps_the_partial_model_and_history_and_frees_the_slot(mnist, monkeypatch, fault, says):
+    monkeypatch.setattr(Faulty, "fault", fault)
+    monkeypatch.setattr("cnnlab.runner.BackgroundRun", Faulty)
+    pool = TrainingPool()
+    run = wait(pool.submit(quick(epochs=2), mnist))
+    assert isinstance(run, Faulty) and run.status == FAILED and says in str(run.error)
+    assert len(run.batches) == 3 and len(run.run.history.batches) == 3 and run.run.history.epochs == []
+    assert run.run.model.predict(mnist.x_test[:4], verbose=0).shape == (4, 10)  # the partial model still works
+    assert "메모리" in run.error.in_language("ko") if says == "ran out of memory" else True
+    monkeypatch.setattr("cnnlab.runner.BackgroundRun", BackgroundRun)
+    assert pool.running == 0 and wait(pool.submit(quick(), mnist)).status == DONE  # the server carries on
+
+
+def test_a_run_whose_tab_has_gone_stops_and_one_still_watched_goes_on(mnist):
+    pool = TrainingPool(PoolSettings(abandoned_after_seconds=1.0))
+    gone, watched = pool.submit(quick(epochs=50), mnist), pool.submit(quick(epochs=2), mnist)
+    while watched.active:  # only this one's page keeps asking about it
+        watched.touch()
+        time.sleep(0.2)
+    assert wait(gone).status == STOPPED and "browser tab was gone for 1 seconds" in str(gone.stop_reason)
+    assert watched.status == DONE and len(watched.epochs) == 2
+    assert gone.run is not None and gone.run.history.batches  # its partial run is kept
+
+
+def test_a_run_waiting_in_line_is_dropped_when_its_tab_goes(mnist):
+    pool = TrainingPool(PoolSettings(max_concurrent_runs=1, abandoned_after_seconds=0.5))
+    first = pool.submit(quick(epochs=3), mnist)
+    queued = pool.submit(quick(), mnist)
+    while first.active:
+        first.touch()
+        time.sleep(0.1)
+    assert wait(queued).status == STOPPED and queued.run is None and queued.started is None
+
+
+def test_a_run_that_no_longer_fits_when_its_turn_comes_fails_alone(mnist, monkeypatch):
+    monkeypatch.setattr("cnnlab.memory.available_bytes", lambda: 1)
+    run = wait(TrainingPool().submit(quick(), mnist))
+    assert run.status == FAILED and isinstance(run.error, LabError) and "GB of memory" in str(run.error)
+    assert "메모리" in run.error.in_language("ko")
+
+
+def test_classroom_settings_come_from_a_file(tmp_path):
+    path = tmp_path / "classroom.toml"
+    path.write_text("[classroom]\nmax_concurrent_runs = 3\nmax_run_minutes = 0.5\nabandoned_after_seconds = 20\n")
+    settings = PoolSettings.from_file(path)
+    assert (settings.max_concurrent_runs, settings.max_run_seconds, settings.abandoned_after_seconds) == (3, 30, 20)
+    assert PoolSettings.from_file(tmp_path / "absent.toml") == PoolSettings()
+    for text, message in [("[classroom]\nmax_concurent_runs = 2\n", "unknown classroom setting 'max_concurent_runs'"),
+                          ("[classroom]\nmax_concurrent_runs = 0\n", "from 1 to 64"),
+                          ("[classroom]\nmax_run_minutes = 'long'\n", "max_run_minutes must be a number"),
+                          ("[classroom\n", "not valid TOML")]:
+        path.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            PoolSettings.from_file(path)
+
+
+def test_the_shipped_classroom_file_and_the_upload_limit_agree():
+    import tomllib
+
+    settings = PoolSettings.from_file(ROOT / ".streamlit" / "classroom.toml")
+    streamlit = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert streamlit["server"]["maxUploadSize"] >= settings.max_bundle_mb
+    assert settings.abandoned_after_seconds >= 60  # a background tab's timers may fire only once a minute
 
 
 def test_collapse_is_one_class_taking_most_predictions():

@@ -126,7 +126,7 @@ def test_a_feature_extractor_cannot_be_trained():
 def test_save_run_writes_model_history_and_record(learned, tmp_path):
     run, _ = learned
     save_run(run, tmp_path)
-    assert {p.name for p in tmp_path.iterdir()} == {"model.keras", "history.json", "run.json"}
+    assert {p.name for p in tmp_path.iterdir()} == {"bundle.zip", "model.keras", "history.json", "run.json"}
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["config"]["model"]["arch"] == "lenet5" and record["class_names"][7] == "7"
     assert record["result"]["test_accuracy"] == pytest.approx(run.test_accuracy)

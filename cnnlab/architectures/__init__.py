@@ -10,7 +10,10 @@ as `keras-<name>` from their own table (`applications.py`).
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -25,6 +28,7 @@ from .transfer import transfer
 from .vgg import keras_vgg19, vgg19
 
 MAX_INPUT_SIZE = 512
+MAX_RAW_SIZE = 4096           # the side of a dataset's raw images; larger ones are refused before any memory is taken
 WIDTH_RANGE = (0.05, 4.0)
 
 
@@ -39,13 +43,13 @@ class Knob:
 
     def check(self, arch: str, value: Any) -> Any:
         if self.choices:
-            if value not in self.choices:
+            if not isinstance(value, (str, int, float)) or value not in self.choices:
                 raise ValueError(f"{arch}: {self.name} must be one of {', '.join(map(str, self.choices))}. "
                                  f"Received: {self.name}={value!r}")
             return value
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"{arch}: {self.name} must be a number. Received: {self.name}={value!r}") from None
         low, high = self.range
         if not low <= number <= high:
@@ -163,24 +167,24 @@ class ModelConfig:
             raise ValueError(f"{arch.name} is built by Keras with fixed widths: use width 1"
                              f"{' (or vgg19 to scale the lecture' + chr(39) + 's network)' if arch.name == 'keras-vgg19' else ''}."
                              f" Received: width={self.width}")
+        if not isinstance(self.knobs, Mapping):
+            raise ValueError(f"knobs must be a dict of {arch.name}'s settings, such as "
+                             f"{{{', '.join(f'{k.name!r}: {k.default!r}' for k in arch.knobs)}}}. "
+                             f"Received: knobs={self.knobs!r}")
         known = {k.name: k for k in arch.knobs}
-        unknown = sorted(set(self.knobs) - set(known))
+        unknown = sorted(map(str, set(self.knobs) - set(known)))
         if unknown:
             allowed = ", ".join(known) or "none"
             raise ValueError(f"{arch.name} has no setting {unknown[0]!r}; its settings are: {allowed}.")
         knobs = {name: knob.check(arch.name, self.knobs.get(name, knob.default)) for name, knob in known.items()}
-        raw_shape = tuple(int(d) for d in (self.raw_shape or (spec.image_shape if spec else (input_size, input_size, 3))))
-        if len(raw_shape) != 3 or raw_shape[-1] not in (1, 3) or min(raw_shape) < 1:
-            raise ValueError("Images must be (height, width, channels) with 1 or 3 channels. "
-                             f"Received: raw_shape={self.raw_shape}")
+        raw_shape = _check_raw_shape(self.raw_shape if self.raw_shape is not None
+                                     else spec.image_shape if spec else (input_size, input_size, 3))
         if arch.normalise != "rescale" and raw_shape[-1] != 3:
             raise ValueError(f"{arch.name} takes colour images (3 channels). Received: raw_shape={raw_shape}")
         if arch.application:  # the documented ImageNet classifier: always its 1,000 classes
             classes = IMAGENET_CLASSES
         else:
-            classes = spec.num_classes if self.classes is None else int(self.classes)
-        if classes < 2:
-            raise ValueError(f"A classifier needs at least 2 classes. Received: classes={self.classes}")
+            classes = spec.num_classes if self.classes is None else _check_classes(self.classes)
         return dataclasses.replace(self, input_size=input_size, width=width, knobs=knobs,
                                    raw_shape=raw_shape, classes=classes)
 
@@ -190,12 +194,17 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        if not isinstance(data, Mapping):
+            raise ValueError(f"A model configuration is a dict with the keys {', '.join(sorted(names))}. "
+                             f"Received: {data!r}")
+        unknown = sorted(map(str, set(data) - names))
         if unknown:
             raise ValueError(f"Unknown model setting {unknown[0]!r}; expected only: {', '.join(sorted(names))}.")
         data = dict(data)
-        if data.get("raw_shape") is not None:
+        if isinstance(data.get("raw_shape"), list):  # JSON has no tuples
             data["raw_shape"] = tuple(data["raw_shape"])
+        if "arch" not in data:
+            raise ValueError(f"A model configuration needs its 'arch', one of: {', '.join(ARCHITECTURES)}.")
         return cls(**data)
 
 
@@ -273,10 +282,16 @@ def as_config(config: ModelConfig | str, **overrides) -> ModelConfig:
     """A resolved ModelConfig from a config or an architecture name plus keyword overrides;
     overrides that are not ModelConfig fields are the architecture's knobs."""
     if isinstance(config, str):
+        config = ModelConfig(config)
+    elif not isinstance(config, ModelConfig):
+        raise ValueError(f"Give an architecture name such as 'lenet5' or a ModelConfig. Received: {config!r}")
+    if overrides:
         top = {f.name for f in dataclasses.fields(ModelConfig)}
         knobs = {k: overrides.pop(k) for k in list(overrides) if k not in top}
-        config = ModelConfig(config, knobs=knobs, **overrides)
-    elif overrides:
+        if knobs:
+            if not isinstance(overrides.get("knobs", config.knobs), Mapping):
+                raise ValueError(f"knobs must be a dict of settings. Received: knobs={overrides['knobs']!r}")
+            overrides["knobs"] = {**overrides.get("knobs", config.knobs), **knobs}
         config = dataclasses.replace(config, **overrides)
     return config.resolved()
 
@@ -301,8 +316,14 @@ def vanishing_error(config: ModelConfig, layer, input_shape) -> ValueError:
                     side=f"{input_shape[1]}x{input_shape[2]}", smallest=str(arch.min_input_size))
 
 
+def _whole_number(value) -> bool:
+    """An int, or a float or NumPy number with no fraction; not a bool, NaN or infinity."""
+    return (not isinstance(value, bool) and isinstance(value, numbers.Real)
+            and math.isfinite(value) and int(value) == value)
+
+
 def _check_size(arch: Architecture, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+    if not _whole_number(value):
         raise ValueError(f"input_size must be a whole number of pixels. Received: input_size={value!r}")
     value = int(value)
     if not 1 <= value <= MAX_INPUT_SIZE:
@@ -314,13 +335,36 @@ def _check_size(arch: Architecture, value) -> int:
 def _check_width(value) -> float:
     low, high = WIDTH_RANGE
     try:
+        if isinstance(value, bool):
+            raise TypeError
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"width must be a number such as 0.5 or 1. Received: width={value!r}") from None
     if not low <= number <= high:  # also refuses NaN
         raise ValueError(f"width must lie between {low} and {high} (1 is the paper's). Received: width={value!r}")
     return number
 
 
+def _check_raw_shape(value) -> tuple[int, int, int]:
+    """The dataset's image: (height, width, channels), sides up to MAX_RAW_SIZE, 1 or 3 channels."""
+    shape = tuple(value) if isinstance(value, (tuple, list)) else None
+    if (shape is None or len(shape) != 3 or not all(_whole_number(d) for d in shape) or shape[-1] not in (1, 3)
+            or not all(1 <= d <= MAX_RAW_SIZE for d in shape[:2])):
+        raise ValueError(f"Images must be (height, width, channels) with sides from 1 to {MAX_RAW_SIZE} pixels "
+                         f"and 1 or 3 channels. Received: raw_shape={value!r}")
+    return tuple(int(d) for d in shape)
+
+
+def _check_classes(value) -> int:
+    from ..data import MAX_CLASSES
+
+    if not _whole_number(value) or value < 2:
+        raise ValueError(f"A classifier needs at least 2 classes. Received: classes={value!r}")
+    if value > MAX_CLASSES:
+        raise ValueError(f"classes must be a whole number from 2 to {MAX_CLASSES}. Received: classes={value!r}")
+    return int(value)
+
+
 __all__ = ["ARCHITECTURES", "Architecture", "Knob", "ModelConfig", "build_model", "build_without_weights",
-           "without_weights", "as_config", "zoo_architecture", "pixel_scaling", "get_architecture", "checked", "MAX_INPUT_SIZE"]
+           "without_weights", "as_config", "zoo_architecture", "pixel_scaling", "get_architecture", "checked", "MAX_INPUT_SIZE",
+           "MAX_RAW_SIZE"]

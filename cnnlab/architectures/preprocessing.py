@@ -10,6 +10,7 @@ Preprocessing layers are named with the prefix `prep_`, which is how the layer t
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 PREFIX = "prep_"
@@ -58,7 +59,13 @@ def fit_to_size(raw_shape: tuple[int, int, int], input_size: int, method: str) -
     strokes near the edge still reach the centre of C1's 5x5 kernels. It only grows images;
     a smaller target, or `method="resize"`, resizes bilinearly as the lecture's tf.image.resize.
     """
-    height, width = raw_shape[0], raw_shape[1]
+    if not isinstance(method, str) or method not in ("pad", "resize"):
+        raise ValueError(f"method must be 'pad' or 'resize'. Received: method={method!r}")
+    shape = tuple(raw_shape) if isinstance(raw_shape, (tuple, list)) else ()
+    if len(shape) != 3 or not all(_whole(d) and d >= 1 for d in shape) or not _whole(input_size) or input_size < 1:
+        raise ValueError("fit_to_size takes a raw (height, width, channels) and an input size, in whole pixels. "
+                         f"Received: raw_shape={raw_shape!r}, input_size={input_size!r}")
+    height, width = shape[0], shape[1]
     if height == width == input_size:
         return []
     if method == "pad" and input_size >= max(height, width):
@@ -66,6 +73,10 @@ def fit_to_size(raw_shape: tuple[int, int, int], input_size: int, method: str) -
         padding = ((top, input_size - height - top), (left, input_size - width - left))
         return [layers.ZeroPadding2D(padding, name=PREFIX + "pad")]
     return [layers.Resizing(input_size, input_size, interpolation="bilinear", name=PREFIX + "resize")]
+
+
+def _whole(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def rescale() -> layers.Layer:
@@ -76,6 +87,8 @@ def rescale() -> layers.Layer:
 def normalise(mode: str) -> list[layers.Layer]:
     """The pixel scaling a network expects: "rescale" (/255, the lecture's), an ImageNet mode, or
     "none" for networks that scale inside themselves (EfficientNet)."""
+    if not isinstance(mode, str) or mode not in ("rescale", "none") + IMAGENET_MODES:
+        raise ValueError(f"mode must be rescale, none or one of {', '.join(IMAGENET_MODES)}. Received: mode={mode!r}")
     if mode == "rescale":
         return [rescale()]
     if mode == "none":

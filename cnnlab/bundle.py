@@ -1,0 +1,211 @@
+"""A run bundle: one .zip that keeps a learner's work (configuration, weights, optimizer state,
+history) so that it can be uploaded again later to predict with or to continue training.
+
+Reading a bundle never runs anything from the file. A `.keras` file can name layers, functions
+and objects to recreate, and Keras's safe mode has been bypassed more than once; a bundle holds
+only data. Its configuration goes through the same checks as a run typed in by hand, cnnlab
+builds the network from it, and only arrays are read into that network: plain `.npy` arrays whose
+headers are checked against the shapes the network expects before a byte of them is read.
+
+    run.json              format, version, config, class names, dataset, history, result
+    weights/00000.npy     the model's weights, in `model.weights` order
+    optimizer/00000.npy   the optimizer's variables (absent for transfer learning's head)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import zipfile
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from .errors import LabError
+from .training import History, Run, TrainConfig
+
+FORMAT, VERSION = "cnnlab-run", 1
+MAX_JSON_BYTES = 20 * 2**20        # a run.json holds a few thousand history rows at most
+_MEMBER = re.compile(r"(weights|optimizer)/(\d{5})\.npy")
+
+
+def bundle_bytes(run: Run) -> bytes:
+    """The run as the bytes of a bundle .zip, for a download or a run folder."""
+    weights = [keras.ops.convert_to_numpy(w) for w in run.model.weights]
+    optimizer = [keras.ops.convert_to_numpy(v) for v in run.optimizer.variables] if _own_optimizer(run) else []
+    record = {"format": FORMAT, "version": VERSION, "config": run.config.to_dict(),
+              "class_names": list(run.class_names), "dataset": run.dataset, "history": run.history.to_dict(),
+              "result": run.summary(), "stopped": run.stopped, "train_seconds": run.train_seconds,
+              "test_loss": run.test_loss, "test_accuracy": run.test_accuracy,
+              "versions": {"keras": keras.__version__, "backend": keras.backend.backend()}}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        zf.writestr("run.json", json.dumps(record, indent=1))
+        for folder, arrays in (("weights", weights), ("optimizer", optimizer)):
+            for i, array in enumerate(arrays):
+                buffer = io.BytesIO()
+                np.save(buffer, np.array(array, order="C"), allow_pickle=False)  # (ascontiguousarray makes scalars 1-d)
+                zf.writestr(f"{folder}/{i:05d}.npy", buffer.getvalue())
+    return out.getvalue()
+
+
+def _own_optimizer(run: Run) -> bool:
+    """The optimizer's state belongs in the bundle when it trained the whole model (for transfer
+    learning it trained a separate head, whose variables are not the model's)."""
+    return run.optimizer is not None and bool(run.optimizer.variables) and run.config.model.arch != "transfer"
+
+
+@dataclass(frozen=True)
+class _Listing:
+    record: dict
+    weights: list[zipfile.ZipInfo]
+    optimizer: list[zipfile.ZipInfo]
+
+
+def read_bundle(data: bytes, max_bytes: int) -> Run:
+    """A Run rebuilt from a bundle's bytes: the model built by cnnlab from the bundle's checked
+    configuration, with the bundle's weights in it. Anything oversized, damaged, or not matching
+    its own configuration is refused with a LabError that says which."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise ValueError(f"A bundle is the bytes of a .zip file. Received: {type(data).__name__}")
+    if len(data) > max_bytes:
+        raise LabError("bundle.too_big", size=_mb(len(data)), limit=_mb(max_bytes))
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            listing = _list(zf, max_bytes)
+            config, class_names = _checked_config(listing.record)
+            model = _model_for(config, max_bytes)
+            _fill(zf, listing.weights, model.weights, "weights")
+            run = _run(listing.record, config, class_names, model)
+            if listing.optimizer:
+                run.optimizer = _optimizer(zf, listing.optimizer, model, config)
+    except LabError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError, ValueError, TypeError,
+            UnicodeDecodeError, NotImplementedError, RuntimeError) as error:
+        raise LabError("bundle.unreadable", reason=_short(error)) from None
+    return run
+
+
+def _list(zf: zipfile.ZipFile, max_bytes: int) -> _Listing:
+    infos = zf.infolist()
+    names = [info.filename for info in infos]
+    strange = [name for name in names if name != "run.json" and not _MEMBER.fullmatch(name)]
+    if "run.json" not in names or strange or len(set(names)) != len(names):
+        raise LabError("bundle.not_a_bundle", found=", ".join(sorted(names)[:5]) or "nothing")
+    if sum(info.file_size for info in infos) > 2 * max_bytes:  # a zip bomb unpacks to far more than it weighs
+        raise LabError("bundle.too_big", size=_mb(sum(info.file_size for info in infos)), limit=_mb(max_bytes))
+    run_info = zf.getinfo("run.json")
+    if run_info.file_size > MAX_JSON_BYTES:
+        raise LabError("bundle.unreadable", reason=f"run.json is {_mb(run_info.file_size)} MB")
+    record = json.loads(zf.read(run_info).decode("utf-8"))
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise LabError("bundle.not_a_bundle", found="run.json without format " + repr(FORMAT))
+    if record.get("version") != VERSION:
+        raise LabError("bundle.version", version=repr(record.get("version"))[:20], supported=VERSION)
+    members = lambda folder: sorted((i for i in infos if i.filename.startswith(folder + "/")),  # noqa: E731
+                                    key=lambda i: i.filename)
+    return _Listing(record, members("weights"), members("optimizer"))
+
+
+def _checked_config(record: dict) -> tuple[TrainConfig, tuple[str, ...]]:
+    """The bundle's configuration, checked like one typed in by hand. A path to data in it is
+    dropped: a file from elsewhere never chooses what this server reads."""
+    config = TrainConfig.from_dict(record.get("config"))
+    if config.model.raw_shape is None or config.model.classes is None:
+        raise LabError("bundle.unreadable", reason="its configuration has no image shape or class count")
+    config = TrainConfig(**{**config.__dict__, "data_path": None, "source": "bundled"}).resolved()
+    names = record.get("class_names")
+    if (not isinstance(names, list) or len(names) != config.model.classes
+            or not all(isinstance(n, str) and 0 < len(n) <= 100 for n in names)):
+        raise LabError("bundle.unreadable", reason=f"it needs {config.model.classes} class names, one per output")
+    return config, tuple(names)
+
+
+def _model_for(config: TrainConfig, max_bytes: int) -> keras.Model:
+    """Build the network only when its weights could have come in a bundle this size, and fit in memory."""
+    from . import memory
+    from .architectures import build_model
+    from .errors import Text
+    from .layer_table import layer_table
+
+    weight_bytes = layer_table(config.model).total_params * 4  # counted without allocating anything
+    if weight_bytes > 2 * max_bytes:
+        raise LabError("bundle.too_big", size=_mb(weight_bytes), limit=_mb(max_bytes))
+    memory.require(2 * weight_bytes, Text("errors.bundle.what"))
+    return build_model(config.model, load_weights=False)
+
+
+def _fill(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], variables, what: str) -> None:
+    if len(members) != len(variables):
+        raise LabError("bundle.mismatch", what=what, found=len(members), expected=len(variables))
+    for info, variable in zip(members, variables):
+        variable.assign(_array(zf, info, tuple(variable.shape), np.dtype(variable.dtype), what))
+
+
+def _array(zf: zipfile.ZipFile, info: zipfile.ZipInfo, shape: tuple, expected: np.dtype, what: str) -> np.ndarray:
+    """One .npy member, its header checked against the expected shape before its data is read."""
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if header is None:
+            raise LabError("bundle.unreadable", reason=f"{info.filename} is not a plain array")
+        found, fortran, dtype = header(f, max_header_size=1000)
+        if tuple(found) != shape:
+            raise LabError("bundle.mismatch", what=f"{what} {info.filename}", found=tuple(found), expected=shape)
+        kinds = "f" if expected.kind == "f" else "iu"  # a step count is whole; weights are not
+        if dtype.kind not in kinds or dtype.hasobject or fortran or dtype.itemsize > 8:
+            raise LabError("bundle.unreadable", reason=f"{info.filename} holds {dtype}, not {expected} numbers")
+        count = math.prod(shape)
+        raw = f.read(count * dtype.itemsize + 1)
+    if len(raw) != count * dtype.itemsize:
+        raise LabError("bundle.unreadable", reason=f"{info.filename} is cut short or has extra bytes")
+    array = np.frombuffer(raw, dtype=dtype).reshape(shape).astype(expected)
+    if expected.kind == "f" and not np.isfinite(array).all():
+        raise LabError("bundle.not_finite", member=info.filename)
+    return array
+
+
+def _run(record: dict, config: TrainConfig, class_names: tuple[str, ...], model: keras.Model) -> Run:
+    history = record.get("history") or {}
+    batches, epochs = history.get("batches", []), history.get("epochs", [])
+    _check_history(batches, ("epoch", "step", "seen", "loss", "accuracy"))
+    _check_history(epochs, ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"))
+    dataset = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
+    number = lambda v: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None  # noqa: E731
+    return Run(config, model, History([dict(b) for b in batches], [dict(e) for e in epochs]), class_names,
+               {"name": str(dataset.get("name", config.dataset))[:40], "source": "bundle",
+                "image_shape": list(config.model.raw_shape), "n_train": int(number(dataset.get("n_train")) or 0),
+                "n_test": int(number(dataset.get("n_test")) or 0)},
+               stopped=bool(record.get("stopped", False)), train_seconds=number(record.get("train_seconds")) or 0.0,
+               test_loss=number(record.get("test_loss")), test_accuracy=number(record.get("test_accuracy")))
+
+
+def _check_history(rows, keys: tuple[str, ...]) -> None:
+    if not isinstance(rows, list) or len(rows) > 10**6:
+        raise LabError("bundle.unreadable", reason="its history is not a list of rows")
+    for row in rows:
+        if not isinstance(row, dict) or set(row) != set(keys) or not all(
+                (isinstance(row[k], (int, float)) and not isinstance(row[k], bool)) or row[k] is None for k in keys):
+            raise LabError("bundle.unreadable", reason=f"a history row is not {', '.join(keys)}")
+
+
+def _optimizer(zf, members, model: keras.Model, config: TrainConfig):
+    """The optimizer the run was training with, its state restored, ready for `train(resume=...)`."""
+    from .training import make_optimizer
+
+    optimizer = make_optimizer(config)
+    optimizer.build(model.trainable_variables)
+    _fill(zf, members, optimizer.variables, "optimizer")
+    return optimizer
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.0f}" if n >= 2**20 else f"{n / 2**20:.2f}"
+
+
+def _short(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:200]
