@@ -191,7 +191,7 @@ def suggestions(config: TrainConfig, n_train: int, n_test: int, free_bytes: int)
         return f"{need(candidate, n, m) / 2**30:.1f}"
 
     found = []
-    model = config.model
+    model = config.model.resolved()  # its input size and width filled in
     smallest = max(arch.min_input_size, 1)
     sizes = sorted({max(smallest, round(model.input_size * f)) for f in (0.75, 0.5, 0.35, 0.25)}, reverse=True)
     for size in (s for s in sizes if s < model.input_size):
