@@ -223,8 +223,11 @@ def _keep(run: BackgroundRun) -> BackgroundRun:
     """Add a run to this learner's; beyond kept_runs(), the oldest finished run is let go."""
     history = runs()
     history.append(run)
-    while len(history) > kept_runs() and not history[0].active:
-        history.pop(0)
+    while len(history) > kept_runs():
+        oldest_finished = next((r for r in history if not r.active), None)
+        if oldest_finished is None:
+            break
+        history.remove(oldest_finished)
     return run
 
 
@@ -239,6 +242,7 @@ def import_bundle(data: bytes) -> BackgroundRun:
     if (tuple(run.config.model.raw_shape), run.config.model.classes) != (images.image_shape, images.num_classes):
         raise cnnlab.errors.LabError("bundle.other_data", shape=tuple(run.config.model.raw_shape),
                                      classes=run.config.model.classes, dataset=cnnlab.errors.Text(f"datasets.{images.name}.title"))
+    run.class_names = images.class_names  # the lab's own names, not labels from the file
     return _keep(pool.adopt(run, images, t("runs.imported")))
 
 

@@ -14,6 +14,7 @@ headers are checked against the shapes the network expects before a byte of them
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -73,6 +74,7 @@ def read_bundle(data: bytes, max_bytes: int) -> Run:
         raise ValueError(f"A bundle is the bytes of a .zip file. Received: {type(data).__name__}")
     if len(data) > max_bytes:
         raise LabError("bundle.too_big", size=_mb(len(data)), limit=_mb(max_bytes))
+    _check_directory(bytes(data[-(2**16 + 22 + 20):]))
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             listing = _list(zf, max_bytes)
@@ -84,10 +86,28 @@ def read_bundle(data: bytes, max_bytes: int) -> Run:
                 run.optimizer = _optimizer(zf, listing.optimizer, model, config)
     except LabError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError, ValueError, TypeError,
-            UnicodeDecodeError, NotImplementedError, RuntimeError) as error:
+    except Exception as error:  # zip, zlib, lzma, JSON, .npy header or type errors: all one damaged file
         raise LabError("bundle.unreadable", reason=_short(error)) from None
     return run
+
+
+MAX_MEMBERS = 4096                 # a bundle of the largest zoo base has a few hundred arrays
+MAX_DIRECTORY_BYTES = 2**20
+
+
+def _check_directory(tail: bytes) -> None:
+    """Refuse a zip whose central directory is huge before Python's zipfile reads all of it (a
+    directory of millions of entries would take gigabytes and seconds of the server). Bundles are
+    plain zips: a zip64 directory is refused too."""
+    end = tail.rfind(b"PK\x05\x06")
+    if end < 0 or len(tail) - end < 22:
+        raise LabError("bundle.unreadable", reason="no zip directory at its end")
+    entries = int.from_bytes(tail[end + 10:end + 12], "little")
+    size = int.from_bytes(tail[end + 12:end + 16], "little")
+    zip64 = end >= 20 and tail[end - 20:end - 16] == b"PK\x06\x07"
+    if zip64 or entries > MAX_MEMBERS or size > MAX_DIRECTORY_BYTES:
+        raise LabError("bundle.unreadable", reason=f"its directory lists {entries:,} entries"
+                       + (" in zip64 form" if zip64 else ""))
 
 
 def _list(zf: zipfile.ZipFile, max_bytes: int) -> _Listing:
@@ -118,6 +138,7 @@ def _checked_config(record: dict) -> tuple[TrainConfig, tuple[str, ...]]:
     if config.model.raw_shape is None or config.model.classes is None:
         raise LabError("bundle.unreadable", reason="its configuration has no image shape or class count")
     config = TrainConfig(**{**config.__dict__, "data_path": None, "source": "bundled"}).resolved()
+    config = dataclasses.replace(config, model=config.model.resolved())  # what the network is built from
     names = record.get("class_names")
     if (not isinstance(names, list) or len(names) != config.model.classes
             or not all(isinstance(n, str) and 0 < len(n) <= 100 for n in names)):
@@ -170,10 +191,15 @@ def _array(zf: zipfile.ZipFile, info: zipfile.ZipInfo, shape: tuple, expected: n
 
 
 def _run(record: dict, config: TrainConfig, class_names: tuple[str, ...], model: keras.Model) -> Run:
-    history = record.get("history") or {}
+    history = record.get("history")
+    if not isinstance(history, dict):
+        raise LabError("bundle.unreadable", reason="its history is not an object")
     batches, epochs = history.get("batches", []), history.get("epochs", [])
     _check_history(batches, ("epoch", "step", "seen", "loss", "accuracy"))
     _check_history(epochs, ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"))
+    if [e["epoch"] for e in epochs] != list(range(1, len(epochs) + 1)) or any(
+            b["epoch"] > len(epochs) + 1 for b in batches):
+        raise LabError("bundle.unreadable", reason="its history's epochs are not numbered 1, 2, 3, ...")
     dataset = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
     number = lambda v: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None  # noqa: E731
     return Run(config, model, History([dict(b) for b in batches], [dict(e) for e in epochs]), class_names,
@@ -184,13 +210,26 @@ def _run(record: dict, config: TrainConfig, class_names: tuple[str, ...], model:
                test_loss=number(record.get("test_loss")), test_accuracy=number(record.get("test_accuracy")))
 
 
+WHOLE = ("epoch", "step", "seen")    # counted from 1; the rest are metrics, None where not measured
+
+
 def _check_history(rows, keys: tuple[str, ...]) -> None:
     if not isinstance(rows, list) or len(rows) > 10**6:
         raise LabError("bundle.unreadable", reason="its history is not a list of rows")
+    last_epoch = 1
     for row in rows:
         if not isinstance(row, dict) or set(row) != set(keys) or not all(
-                (isinstance(row[k], (int, float)) and not isinstance(row[k], bool)) or row[k] is None for k in keys):
-            raise LabError("bundle.unreadable", reason=f"a history row is not {', '.join(keys)}")
+                _whole(row[k]) if k in WHOLE else _metric(row[k]) for k in keys) or row["epoch"] < last_epoch:
+            raise LabError("bundle.unreadable", reason=f"a history row is not {', '.join(keys)} in order")
+        last_epoch = row["epoch"]
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 10**9
+
+
+def _metric(value) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
 
 
 def _optimizer(zf, members, model: keras.Model, config: TrainConfig):
@@ -200,6 +239,9 @@ def _optimizer(zf, members, model: keras.Model, config: TrainConfig):
     optimizer = make_optimizer(config)
     optimizer.build(model.trainable_variables)
     _fill(zf, members, optimizer.variables, "optimizer")
+    if not 0 <= int(keras.ops.convert_to_numpy(optimizer.iterations)) <= 10**9:
+        raise LabError("bundle.unreadable", reason="its optimizer's step count is out of range")
+    optimizer.learning_rate = config.learning_rate  # the checked setting, not a number from the file
     return optimizer
 
 

@@ -87,6 +87,7 @@ class BackgroundRun:
         self.epochs: list[Progress] = []      # after every epoch, with validation
         if resume is not None:                # a continued run's curves carry on from the earlier run's
             self.batches, self.epochs = curves(resume, config.epochs)
+        self.batches_before = len(self.batches)  # of those, the earlier run's
         self.run: Run | None = None
         self.error = None                     # why it failed: a LabError (in the learner's language) or a str
         self.stop_reason: Text | None = None
@@ -171,6 +172,9 @@ class BackgroundRun:
         background = cls(run_id, run.config, data, label)
         background.run, background.status = run, STOPPED if run.stopped else DONE
         background.batches, background.epochs = curves(run)
+        background.batches_before = len(background.batches)
+        if run.stopped:
+            background.stop_reason = Text("runs.stopped_before_saved")
         background.progress = (background.batches or background.epochs or [None])[-1]
         background.started = background.finished = time.time()
         return background

@@ -5,6 +5,7 @@ import dataclasses
 import streamlit as st
 
 import cnnlab
+import cnnlab.errors
 import ui
 from cnnlab.bundle import bundle_bytes
 from cnnlab.charts import training_curves
@@ -114,11 +115,13 @@ if last is not None and not last.active:
         for note in result.notes:
             st.info(ui.say(note))
         if last.status == FAILED:  # interrupted mid-run: what it learnt so far is kept
-            st.error(ui.t("train.interrupted", run=f"#{last.id}", batches=len(result.history.batches),
+            st.error(ui.t("train.interrupted", run=f"#{last.id}", batches=len(last.batches) - last.batches_before,
                           error=ui.say(last.error)))
+        elif last.status == STOPPED and last.batches_before == len(last.batches):  # uploaded, not trained here
+            st.info(ui.t("train.uploaded_stopped", run=f"#{last.id}"))
         elif last.status == STOPPED:
             st.warning(ui.t("train.stopped", run=f"#{last.id}", reason=ui.say(last.stop_reason),
-                            batches=len(last.batches)))
+                            batches=len(last.batches) - last.batches_before))
         st.metric(ui.t("evaluate.accuracy"), f"{result.test_accuracy:.2%}" if result.test_accuracy is not None else "-")
         if last.collapse is not None and result.epochs_completed:  # a run stopped early has not converged anywhere
             st.error(ui.t("train.collapsed", share=f"{last.collapse.share:.0%}",
@@ -140,15 +143,17 @@ if last is not None and not last.active:
 with st.expander(ui.t("train.bundle_header")):
     st.caption(ui.t("train.bundle_intro"))
     upload = st.file_uploader(ui.t("train.bundle_uploader"), type=["zip"], key="bundle-upload",
-                              max_upload_size=ui.training_pool().settings.max_bundle_mb)
+                              max_upload_size=ui.training_pool().settings.max_bundle_mb,
+                              disabled=active is not None)  # the results below stay the run's being trained
     if upload is not None:
         file_id, outcome = st.session_state.get("bundle-import", (None, None))
         if file_id != upload.file_id:  # each file is read once: its run, or why it was refused
             try:
                 with st.spinner(ui.t("errors.bundle.what")):
                     outcome = f"#{ui.import_bundle(upload.getvalue()).id}"
-            except ValueError as problem:
-                outcome = problem
+            except Exception as problem:  # kept as its text only: the file and its model are let go
+                outcome = problem.text if isinstance(problem, cnnlab.errors.LabError) else \
+                    cnnlab.errors.Text("errors.bundle.unreadable", reason=type(problem).__name__)
             st.session_state["bundle-import"] = (upload.file_id, outcome)
             if isinstance(outcome, str):
                 st.rerun()  # draw the uploaded run as this session's latest

@@ -126,7 +126,7 @@ def test_every_page_opens_from_a_deep_link(server, page, path):
     shot(page, path or "Home")
 
 
-def test_train_watch_the_curve_grow_then_predict(server, page):
+def test_train_watch_the_curve_grow_keep_it_then_predict(server, page, tmp_path):
     page.goto(f"{server}/Train")
     settle(page)
     page.get_by_role("button", name="Start").click()
@@ -137,9 +137,20 @@ def test_train_watch_the_curve_grow_then_predict(server, page):
              "the second epoch")
     shot(page, "Train-live")
     wait_for(lambda: page.get_by_text("Test accuracy").count(), 120, "the end of the run")
-    wait_for(lambda: page.get_by_role("button", name="Model (.keras)").count() == 1, 30, "the model download")
+    wait_for(lambda: page.get_by_role("button", name="Run bundle (.zip)").count() == 1, 30, "the bundle download")
     settle(page)
     shot(page, "Train-done")
+
+    with page.expect_download() as download:  # the learner keeps the run, then brings it back
+        page.get_by_role("button", name="Run bundle (.zip)").click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.suffix == ".zip" and saved.stat().st_size > 100_000
+    page.get_by_text("Keep your work").click()
+    page.locator("input[type=file]").set_input_files(str(saved))
+    wait_for(lambda: page.get_by_text("is back", exact=False).count(), 60, "the uploaded run")
+    settle(page)
+    shot(page, "Train-bundle-back")
 
     page.get_by_role("link", name="Predict").click()
     settle(page)

@@ -219,3 +219,41 @@ def test_a_transfer_run_travels_with_its_head_and_base():
     assert back.optimizer is None  # the head's optimizer trained a separate model: it starts afresh
     more = train(dataclasses.replace(back.config, epochs=1), data=cifar, resume=back)
     assert [e["epoch"] for e in more.history.epochs] == [1, 2]
+
+
+def test_a_zip_directory_flooded_with_entries_is_refused_before_it_is_read(bundle):
+    files = members(bundle)
+    flood = rezip({**files, **{f"weights/{i:05d}.npy": b"" for i in range(100, 5000)}}, zipfile.ZIP_STORED)
+    with pytest.raises(LabError, match="directory lists 4,933 entries"):
+        read_bundle(flood, LIMIT)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", allowZip64=True) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+        zf.comment = b""
+    forced = out.getvalue().replace(b"PK\x05\x06", b"PK\x06\x07" + bytes(16) + b"PK\x05\x06")  # a zip64 locator
+    with pytest.raises(LabError, match="zip64|not a run bundle"):
+        read_bundle(forced, LIMIT)
+
+
+@pytest.mark.parametrize("change", [
+    lambda r: r["history"]["batches"][-1].update(epoch=-5),
+    lambda r: r["history"]["batches"][0].update(step=None),
+    lambda r: r["history"]["batches"][0].update(step=0),
+    lambda r: r["history"]["epochs"][0].update(epoch=7),
+    lambda r: r["history"]["epochs"][0].update(loss=float("inf")),
+    lambda r: r.update(history=[1]),
+])
+def test_a_history_that_could_not_have_been_trained_is_refused(bundle, change):
+    with pytest.raises(LabError, match="not a run bundle CNN Lab can read"):
+        read_bundle(edited(bundle, change), LIMIT)
+
+
+def test_the_learning_rate_is_the_checked_setting_not_a_number_in_the_file(bundle, mnist):
+    files = members(bundle)
+    files["optimizer/00001.npy"] = npy(np.float32(-1e30))  # Adam's learning-rate variable
+    back = read_bundle(rezip(files), LIMIT)
+    assert float(back.optimizer.learning_rate.numpy()) == pytest.approx(back.config.learning_rate)
+    slower = train(dataclasses.replace(back.config, epochs=1, learning_rate=1e-5, steps_per_epoch=2), data=mnist,
+                   resume=back)
+    assert float(slower.optimizer.learning_rate.numpy()) == pytest.approx(1e-5)

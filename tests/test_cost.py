@@ -66,18 +66,19 @@ def test_a_run_that_does_not_fit_is_refused_with_what_to_change(monkeypatch):
 
 # --- the estimate against real runs -------------------------------------------------------------------------
 
-# One epoch of two steps and its validation on every test image, in a fresh process: ru_maxrss is then
-# the whole run's peak, imports included, as the estimate means it (bench/cost_memory.py does the same
-# at the lecture's sizes). Linux reports ru_maxrss in KiB.
+# One epoch of two steps and its validation on every test image, in a fresh process: its high-water
+# resident memory is then the whole run's peak, imports included, as the estimate means it
+# (bench/cost_memory.py does the same at the lecture's sizes). VmHWM, not ru_maxrss: Linux carries
+# ru_maxrss over from the process that started the child, and the test process may have been large.
 _MEASURE = """
-import json, resource, sys
+import json, sys
 import cnnlab
 arch, size, width, batch = json.loads(sys.argv[1])
 config = cnnlab.TrainConfig(cnnlab.ModelConfig(arch, input_size=size, width=width), epochs=1, batch_size=batch,
                             steps_per_epoch=2)
 run = cnnlab.train(config)
-print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                  "epochs": run.epochs_completed, **run.dataset}))
+status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+print(json.dumps({"peak": int(status["VmHWM"].split()[0]) * 1024, "epochs": run.epochs_completed, **run.dataset}))
 """
 
 
