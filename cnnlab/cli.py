@@ -1,7 +1,7 @@
 """python -m cnnlab: the lecture's experiments from a terminal.
 
     python -m cnnlab summary ARCH [--input-size N] [--width W] [--set KNOB=VALUE] [--json]
-    python -m cnnlab train ARCH [--dataset ...] [--recipe ...] ... --out DIR
+    python -m cnnlab train ARCH [--dataset ...] [--recipe ...] [--devices all] ... --out DIR
     python -m cnnlab continue RUN --epochs N --out DIR
     python -m cnnlab evaluate MODEL --data FILE.npz
     python -m cnnlab predict MODEL IMAGE... [--top K]
@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="split each batch into K micro-batches (less memory, same update)")
     train.add_argument("--seed", type=int, default=0)
     _model_options(train)
+    _devices_option(train)
     train.add_argument("--out", required=True, metavar="DIR")
     train.set_defaults(command=_train)
 
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("run", metavar="RUN", help="a run bundle (.zip) or a run directory")
     resume.add_argument("--epochs", type=int, required=True, help="epochs to train on top of the run's")
     resume.add_argument("--data", metavar="FILE.npz", help="the .npz it trained on, when not a bundled dataset")
+    _devices_option(resume)
     resume.add_argument("--out", required=True, metavar="DIR")
     resume.set_defaults(command=_continue)
 
@@ -90,6 +92,20 @@ def _model_options(parser):
     parser.add_argument("--width", type=float, default=1.0, metavar="W", help="filters and units x W")
     parser.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
                         help="an architecture setting, e.g. activation=sigmoid or weight_decay=0")
+
+
+def _devices_option(parser):
+    parser.add_argument("--devices", type=_devices, default=1, metavar="all|N",
+                        help="split every batch across all (or N) of this machine's GPUs, else CPU devices")
+
+
+def _devices(text: str):
+    if text == "all":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'all' or a number of devices, not {text!r}") from None
 
 
 def _model_config(args):
@@ -150,7 +166,7 @@ def _train(args) -> int:
         sample=args.sample, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.lr, steps_per_epoch=args.steps_per_epoch, accumulation_steps=args.accumulation_steps,
         seed=args.seed).resolved()
-    return _run_and_save(config, Path(args.out))
+    return _run_and_save(config, Path(args.out), devices=args.devices)
 
 
 def _continue(args) -> int:
@@ -164,10 +180,10 @@ def _continue(args) -> int:
         raise FileNotFoundError(f"No run bundle at {bundle}. Give the bundle.zip or the directory `cnnlab train --out` wrote.")
     earlier = read_bundle(bundle.read_bytes(), max_bytes=bundle.stat().st_size)
     config = dataclasses.replace(earlier.config, epochs=args.epochs, data_path=args.data).resolved()
-    return _run_and_save(config, Path(args.out), resume=earlier)
+    return _run_and_save(config, Path(args.out), resume=earlier, devices=args.devices)
 
 
-def _run_and_save(config, out: Path, resume=None) -> int:
+def _run_and_save(config, out: Path, resume=None, devices=1) -> int:
     from .training import RunInterrupted, save_run, train
 
     out.mkdir(parents=True, exist_ok=True)  # fail now, not after an hour of training
@@ -179,7 +195,7 @@ def _run_and_save(config, out: Path, resume=None) -> int:
 
     previous = signal.signal(signal.SIGINT, first_interrupt)
     try:
-        run = train(config, listener=ProgressBar(sys.stderr), stop=stop, resume=resume)
+        run = train(config, listener=ProgressBar(sys.stderr), stop=stop, resume=resume, devices=devices)
     except RunInterrupted as interrupted:  # what it learnt so far is saved; the error is told
         save_run(interrupted.run, out)
         print(f"\nerror: training was interrupted: {interrupted.cause}\nthe run so far is saved in {out}",

@@ -137,7 +137,7 @@ class Progress:
 
     @property
     def fraction(self) -> float:
-        return ((self.epoch - 1) * self.steps + self.step) / (self.epochs * self.steps)
+        return min(1.0, max(0.0, ((self.epoch - 1) * self.steps + self.step) / (self.epochs * self.steps)))
 
 
 class Listener(Protocol):
@@ -230,19 +230,36 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
 
 
 def train(config: TrainConfig, listener: Listener | None = None, stop: threading.Event | None = None,
-          data: Dataset | None = None, evaluate_when_stopped: bool = True, resume: Run | None = None) -> Run:
+          data: Dataset | None = None, evaluate_when_stopped: bool = True, resume: Run | None = None,
+          devices: int | str = 1) -> Run:
     """Train one run and return it, model and history included.
 
     `stop.set()` from any thread ends the run after the current batch; the run keeps its
     weights and history so far. `data` skips loading (the app loads each dataset once).
     `resume` continues an earlier run of the same model for `config.epochs` more epochs: its
     weights, optimizer state and curves carry on (the earlier run itself is left as it was).
+    `devices` ("all", or how many) splits every batch across this machine's devices (see
+    cnnlab.devices); the run learns the same as on one. It sets process-wide state: for the command
+    line and scripts, not for a server training several runs at once.
     An error during training raises RunInterrupted, which carries the partial run.
     """
+    from .devices import check_batch, choose, data_parallel
+
     config = config.resolved()
+    chosen = [] if devices == 1 else choose(devices)
+    if len(chosen) > 1:
+        check_batch(config.batch_size // config.accumulation_steps, chosen)
+    with data_parallel(chosen):
+        return _train(config, listener, stop, data, evaluate_when_stopped, resume, max(1, len(chosen)))
+
+
+def _train(config: TrainConfig, listener, stop, data, evaluate_when_stopped, resume, replicas: int = 1) -> Run:
     if data is None:
         data = load_dataset(config.dataset, config.source, config.data_path)
     data = data.sample(config.sample, seed=config.seed)
+    if replicas > 1 and len(data.x_train) % replicas:  # every device takes an equal slice of every batch, the last too
+        keep = len(data.x_train) - len(data.x_train) % replicas
+        data = dataclasses.replace(data, x_train=data.x_train[:keep], y_train=data.y_train[:keep])
 
     keras.utils.set_random_seed(config.seed)
     model_config = dataclasses.replace(config.model, raw_shape=data.image_shape, classes=data.num_classes)
@@ -268,6 +285,10 @@ def train(config: TrainConfig, listener: Listener | None = None, stop: threading
     run = Run(config, model, History(), data.class_names,
               {"name": data.name, "source": data.source, "image_shape": list(data.image_shape),
                "n_train": int(len(data.x_train)), "n_test": int(len(data.x_test))}, notes=notes)
+    if resume is not None:  # the earlier curves carry on; a half-done last epoch starts again
+        run.history.epochs = [dict(e) for e in resume.history.epochs]
+        run.history.batches = [dict(b) for b in resume.history.batches if b["epoch"] <= resume.epochs_completed]
+        run.seen_before = run.history.batches[-1]["seen"] if run.history.batches else 0
     if config.model.arch == "transfer":
         try:
             x_train, x_test, trained = _transfer_inputs(run, data, listener, stop)
@@ -291,9 +312,6 @@ def train(config: TrainConfig, listener: Listener | None = None, stop: threading
     if resume is not None:
         initial_epoch = resume.epochs_completed
         _continue_optimizer(trained, resume.optimizer)
-        run.history.epochs = [dict(e) for e in resume.history.epochs]  # a half-done last epoch starts again
-        run.history.batches = [dict(b) for b in resume.history.batches if b["epoch"] <= initial_epoch]
-        run.seen_before = run.history.batches[-1]["seen"] if run.history.batches else 0
 
     micro_batch = config.batch_size // config.accumulation_steps
     full_steps = math.ceil(len(data.x_train) / micro_batch)
@@ -334,10 +352,12 @@ def _continue_optimizer(model: keras.Model, previous: keras.optimizers.Optimizer
     if previous is None or not previous.variables:
         return
     model.optimizer.build(model.trainable_variables)
+    configured = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
     values = [keras.ops.convert_to_numpy(v) for v in previous.variables]
     if [v.shape for v in model.optimizer.variables] == [tuple(a.shape) for a in values]:
         for variable, value in zip(model.optimizer.variables, values):
             variable.assign(value)
+    model.optimizer.learning_rate = configured  # the moments carry on; the learning rate is this run's
 
 
 def _transfer_inputs(run: Run, data: Dataset, listener, stop) -> tuple[np.ndarray, np.ndarray, keras.Model]:
@@ -450,7 +470,9 @@ def evaluate_predictions(model, x, y, batch_size) -> tuple[float, float, np.ndar
     The loss is Keras's: cross-entropy (probabilities clipped at 1e-7) plus the regularisation
     penalties, so it equals `model.evaluate`; the predictions come free with it.
     """
-    probabilities = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+    from .devices import padded
+
+    probabilities = np.asarray(model.predict(padded(x), batch_size=batch_size, verbose=0), dtype=np.float64)[:len(x)]
     picked = np.clip(probabilities[np.arange(len(y)), y], 1e-7, 1 - 1e-7)
     penalty = sum(float(keras.ops.convert_to_numpy(loss)) for loss in model.losses)
     predicted = probabilities.argmax(axis=1)
