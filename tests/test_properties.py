@@ -885,6 +885,19 @@ class ReachedTraining(Exception):
     """Raised in place of building the model: everything before training accepted the command."""
 
 
+def cli_short_of_training(argv) -> tuple[int, str] | None:
+    """The command's exit code and stderr, or None when it passed every check and would now train
+    (the network is never built: a sentinel stops it there; downloads are refused)."""
+    with mock.patch("cnnlab.training.build_model", side_effect=ReachedTraining), \
+            mock.patch("cnnlab.data._download", side_effect=AssertionError("no downloads here")):
+        try:
+            code, _, err = cli(argv)
+        except ReachedTraining:
+            event("reached training")
+            return None
+    return code, err
+
+
 def cli(argv: list[str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -961,14 +974,9 @@ def test_train_refuses_bad_commands_before_training(tmp_path_factory, argv):
     argv = [*argv, "--out", str(folder / "run")]
     argv = [str(folder / token) if token in ("absent.npz", "garbage.npz", "arrays.npz", "folder") else token
             for token in argv]
-    with mock.patch("cnnlab.training.build_model", side_effect=ReachedTraining), \
-            mock.patch("cnnlab.data._download", side_effect=AssertionError("no downloads here")):
-        try:
-            code, _, err = cli(argv)
-        except ReachedTraining:
-            event("reached training")
-            return
-    assert_one_line_error(code, err)
+    outcome_of_command = cli_short_of_training(argv)
+    if outcome_of_command is not None:
+        assert_one_line_error(*outcome_of_command)
 
 
 @costly(5)
@@ -1034,14 +1042,11 @@ TOKENS = st.one_of(st.sampled_from(["summary", "train", "evaluate", "predict", "
 @costly(60)
 @given(argv=st.lists(TOKENS, max_size=8))
 def test_any_command_line_exits_0_or_2(tmp_path_factory, argv):
-    with contextlib.chdir(tmp_path_factory.mktemp("cwd")), \
-            mock.patch("cnnlab.training.build_model", side_effect=ReachedTraining), \
-            mock.patch("cnnlab.data._download", side_effect=AssertionError("no downloads here")):
-        try:
-            code, _, err = cli(argv)
-        except ReachedTraining:
-            event("reached training")
-            return
+    with contextlib.chdir(tmp_path_factory.mktemp("cwd")):
+        outcome_of_command = cli_short_of_training(argv)
+    if outcome_of_command is None:
+        return
+    code, err = outcome_of_command
     assert code in (0, 2), (code, err)
     if code == 2:
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
