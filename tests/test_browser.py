@@ -133,8 +133,8 @@ def test_train_watch_the_curve_grow_keep_it_then_predict(server, page, tmp_path)
     first = wait_for(lambda: curve_points(page), 90, "the first points of the curve")
     grown = wait_for(lambda: curve_points(page) > first + 5 and curve_points(page), 60, "the curve to grow")
     assert grown > first
-    wait_for(lambda: "epoch 1/3" not in progress_text(page) and "epoch 2/3" in progress_text(page), 90,
-             "the second epoch")
+    wait_for(lambda: "epoch 2/3" in progress_text(page) or "epoch 3/3" in progress_text(page), 90,
+             "a later epoch")  # (an epoch of LeNet can pass between two redraws of a busy page)
     shot(page, "Train-live")
     wait_for(lambda: page.get_by_text("Test accuracy").count(), 120, "the end of the run")
     wait_for(lambda: page.get_by_role("button", name="Run bundle (.zip)").count() == 1, 30, "the bundle download")
