@@ -183,56 +183,46 @@ def suggestions(config: TrainConfig, n_train: int, n_test: int, free_bytes: int)
     config = config.resolved()
     arch = get_architecture(config.model.arch)
 
-    def need(candidate: TrainConfig, n: int = n_train, m: int = n_test) -> int:
-        cost = estimate_cost(candidate, n, m, macs_per_second=1.0)  # time does not matter here
-        return cost.peak_bytes - cost.breakdown["runtime"]
-
-    def gb(candidate, n=n_train, m=n_test) -> str:
-        return f"{need(candidate, n, m) / 2**30:.1f}"
+    def fits(candidate: TrainConfig, n: int = n_train, m: int = n_test) -> str | None:
+        """The candidate's estimate in GB when it fits, else None (also for a size the network refuses)."""
+        try:
+            cost = estimate_cost(candidate, n, m, macs_per_second=1.0)  # time does not matter here
+        except ValueError:
+            return None
+        needed = cost.peak_bytes - cost.breakdown["runtime"]
+        return f"{needed / 2**30:.1f}" if needed <= free_bytes else None
 
     found = []
     model = config.model.resolved()  # its input size and width filled in
     smallest = max(arch.min_input_size, 1)
     sizes = sorted({max(smallest, round(model.input_size * f)) for f in (0.75, 0.5, 0.35, 0.25)}, reverse=True)
     for size in (s for s in sizes if s < model.input_size):
-        candidate = replace(config, model=replace(model, input_size=size))
-        try:
-            fits = need(candidate) <= free_bytes
-        except ValueError:  # too small for the architecture
-            continue
-        if fits:
-            found.append(Text("errors.try_input", size=size, gb=gb(candidate)))
+        if gb := fits(replace(config, model=replace(model, input_size=size))):
+            found.append(Text("errors.try_input", size=size, gb=gb))
             break
     if not arch.fixed_width:
         for width in (w for w in (0.75, 0.5, 0.25, 0.125, 0.0625) if w < model.width):
-            candidate = replace(config, model=replace(model, width=width))
-            if need(candidate) <= free_bytes:
-                found.append(Text("errors.try_width", width=f"{width:g}", gb=gb(candidate)))
+            if gb := fits(replace(config, model=replace(model, width=width))):
+                found.append(Text("errors.try_width", width=f"{width:g}", gb=gb))
                 break
     steps = config.accumulation_steps * 2
     while steps <= config.batch_size:
-        if config.batch_size % steps == 0:
-            candidate = replace(config, accumulation_steps=steps)
-            if need(candidate) <= free_bytes:
-                found.append(Text("errors.try_accumulation", batch=config.batch_size, steps=steps,
-                                  micro=config.batch_size // steps, gb=gb(candidate)))
-                break
+        if config.batch_size % steps == 0 and (gb := fits(replace(config, accumulation_steps=steps))):
+            found.append(Text("errors.try_accumulation", batch=config.batch_size, steps=steps,
+                              micro=config.batch_size // steps, gb=gb))
+            break
         steps *= 2
     if not found and not arch.fixed_width:  # no single change is enough: the largest network that fits
         pairs = sorted(((size, width) for size in sizes for width in (0.5, 0.25, 0.125, 0.0625)
                         if size < model.input_size and width < model.width),
                        key=lambda pair: pair[0] ** 2 * pair[1] ** 2, reverse=True)
         for size, width in pairs:
-            candidate = replace(config, model=replace(model, input_size=size, width=width))
-            try:
-                if need(candidate) <= free_bytes:
-                    found.append(Text("errors.try_both", size=size, width=f"{width:g}", gb=gb(candidate)))
-                    break
-            except ValueError:
-                continue
+            if gb := fits(replace(config, model=replace(model, input_size=size, width=width))):
+                found.append(Text("errors.try_both", size=size, width=f"{width:g}", gb=gb))
+                break
     for fraction in (0.5, 0.25, 0.1, 0.05):
         n, m = max(1, int(n_train * fraction)), max(1, int(n_test * fraction))
-        if need(config, n, m) <= free_bytes:
-            found.append(Text("errors.try_sample", images=n, gb=gb(config, n, m)))
+        if gb := fits(config, n, m):
+            found.append(Text("errors.try_sample", images=n, gb=gb))
             break
     return found
