@@ -234,14 +234,16 @@ def _metric(value) -> bool:
 
 def _optimizer(zf, members, model: keras.Model, config: TrainConfig):
     """The optimizer the run was training with, its state restored, ready for `train(resume=...)`."""
-    from .training import make_optimizer
+    from .training import RECIPES, make_optimizer
 
-    optimizer = make_optimizer(config)
+    constant = RECIPES[config.recipe].schedule == "constant"
+    optimizer = make_optimizer(config, updates=1)  # a scheduled rate, as the run had, keeps no variable for it
     optimizer.build(model.trainable_variables)
     _fill(zf, members, optimizer.variables, "optimizer")
     if not 0 <= int(keras.ops.convert_to_numpy(optimizer.iterations)) <= 10**9:
         raise LabError("bundle.unreadable", reason="its optimizer's step count is out of range")
-    optimizer.learning_rate = config.learning_rate  # the checked setting, not a number from the file
+    if constant:
+        optimizer.learning_rate = config.learning_rate  # the checked setting, not a number from the file
     return optimizer
 
 

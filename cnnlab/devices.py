@@ -5,11 +5,19 @@ averaged across devices before each update, so the run learns what it would on o
 floating-point rounding. On JAX this is Keras's distribution API (`keras.distribution.DataParallel`),
 on TensorFlow `tf.distribute.MirroredStrategy`. GPUs are used when there are any, else the CPUs
 (a CPU is one device unless the backend is told to split it, as the tests do).
+
+Past one machine, on JAX: start the same command on every machine (or process) with
+`KERAS_DISTRIBUTION_JOB_ADDRESSES` (the host:port of process 0, which coordinates),
+`KERAS_DISTRIBUTION_NUM_PROCESSES` and `KERAS_DISTRIBUTION_PROCESS_ID` set. Each process joins with
+`keras.distribution.initialize()`, `devices="all"` is then every device of every process, and each
+process feeds its own share of every batch. (TensorFlow's MultiWorkerMirroredStrategy does not
+train Keras 3 models: keras-team/keras#20585.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 
 import keras
 
@@ -29,8 +37,46 @@ def local_devices() -> list[str]:
     raise ValueError(f"Training across devices needs the JAX or TensorFlow backend. Received: {backend}")
 
 
+def processes() -> int:
+    """How many processes train together (KERAS_DISTRIBUTION_NUM_PROCESSES, on JAX; else 1)."""
+    text = os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "").strip()
+    if not text or keras.backend.backend() != "jax":
+        return 1
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"KERAS_DISTRIBUTION_NUM_PROCESSES must be a whole number of processes. Received: {text!r}")
+    return int(text)
+
+
+def process_index() -> int:
+    if processes() == 1:
+        return 0
+    import jax
+
+    return jax.process_index()
+
+
+def join_processes() -> None:
+    """Join the other processes (once), before JAX starts: on CPUs their collectives go over gloo."""
+    import jax
+
+    if jax.distributed.is_initialized():
+        return
+    if not os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES") or not os.environ.get("KERAS_DISTRIBUTION_PROCESS_ID"):
+        raise ValueError("Training across processes needs KERAS_DISTRIBUTION_JOB_ADDRESSES (process 0's host:port, "
+                         "such as 10.0.0.1:1234) and KERAS_DISTRIBUTION_PROCESS_ID (this process's number, from 0) "
+                         "as well as KERAS_DISTRIBUTION_NUM_PROCESSES.")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    keras.distribution.initialize()
+
+
 def choose(devices) -> list[str]:
-    """`"all"`, or how many of the local devices to use (1: no splitting)."""
+    """`"all"`, or how many of the local devices to use (1: no splitting). Across processes (see
+    above), "all" is every device of every process."""
+    if processes() > 1:
+        if devices != "all":
+            raise ValueError(f"KERAS_DISTRIBUTION_NUM_PROCESSES says {processes()} processes train together; train "
+                             "across all of them with devices='all' (--devices all), or unset it to train alone.")
+        join_processes()
     available = local_devices()
     if devices == "all":
         return available
@@ -54,7 +100,9 @@ def data_parallel(devices: list[str]):
         return
     if keras.backend.backend() == "jax":
         previous = keras.distribution.distribution()
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        parallel = keras.distribution.DataParallel(devices=devices)
+        parallel.auto_shard_dataset = False  # across processes, each one feeds its own share (see _train)
+        keras.distribution.set_distribution(parallel)
         try:
             yield
         finally:
@@ -80,3 +128,28 @@ def padded(x):
 
     extra = -len(x) % replicas()
     return np.concatenate([x, np.repeat(x[-1:], extra, axis=0)]) if extra and len(x) else x
+
+
+def local_value(variable):
+    """A variable's value as a NumPy array in this process (across processes, its local replica)."""
+    import numpy as np
+
+    value = variable.value if hasattr(variable, "value") else variable
+    if processes() > 1 and not getattr(value, "is_fully_addressable", True):
+        value = value.addressable_data(0)
+    return np.asarray(keras.ops.convert_to_numpy(value))
+
+
+@contextlib.contextmanager
+def undistributed():
+    """Inside it, models are built and run on this process alone (to evaluate and save a run that
+    trained across processes, whose arrays span machines)."""
+    previous = keras.distribution.distribution() if keras.backend.backend() == "jax" else None
+    if previous is None:
+        yield
+        return
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(previous)

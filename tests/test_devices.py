@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -61,3 +62,53 @@ def test_all_on_a_machine_with_one_device_trains_as_usual():
     assert train(config, devices="all").epochs_completed == 1
     with pytest.raises(ValueError, match="devices must be 'all' or a whole number"):
         train(config, devices="everything")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="training across processes is JAX's (Keras 3 cannot train under "
+                                            "TensorFlow's MultiWorkerMirroredStrategy)")
+def test_two_processes_learn_what_one_process_learns(tmp_path):
+    """The README's command for going past one machine, run as two processes on this one."""
+    common = ["-m", "cnnlab", "train", "lenet5", "--epochs", "2", "--sample", "0.2", "--batch-size", "64",
+              "--lr", "0.003", "--seed", "3", "--devices", "all"]
+    env = os.environ | {"KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    alone = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "alone")], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    cluster = {"KERAS_DISTRIBUTION_JOB_ADDRESSES": f"localhost:{free_port()}",  # the first process coordinates
+               "KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}
+    workers = [subprocess.Popen([sys.executable, *common, "--out", str(tmp_path / f"p{i}")], cwd=ROOT,
+                                env=env | cluster | {"KERAS_DISTRIBUTION_PROCESS_ID": str(i)},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=600)
+        assert worker.returncode == 0, stderr[-2000:]
+    one, p0, p1 = (json.loads((tmp_path / name / "history.json").read_text()) for name in ("alone", "p0", "p1"))
+    timeless = lambda history: [{k: v for k, v in e.items() if k != "seconds"} for e in history["epochs"]]  # noqa: E731
+    assert timeless(p0) == timeless(p1) and p0["batches"] == p1["batches"]  # both hold the one run
+    assert len(p0["batches"]) == len(one["batches"]) == 2 * 19
+    assert p0["batches"][-1]["seen"] == one["batches"][-1]["seen"] == 2 * 1200
+    for a, b in zip(one["epochs"], p0["epochs"]):
+        # each process shuffles its own half, so a batch mixes other images than alone: close, not equal
+        assert b["loss"] == pytest.approx(a["loss"], rel=0.1) and b["val_loss"] == pytest.approx(a["val_loss"], rel=0.1)
+        assert b["val_accuracy"] == pytest.approx(a["val_accuracy"], abs=0.05)
+    result = json.loads((tmp_path / "p0" / "run.json").read_text())["result"]
+    assert result["test_accuracy"] > 0.6
+
+
+def test_processes_need_all_devices_and_the_addresses(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "2")
+    config = TrainConfig(ModelConfig("lenet5"), epochs=1, batch_size=64, steps_per_epoch=3, sample=0.1)
+    if BACKEND != "jax":  # TensorFlow trains alone, as before
+        assert train(config).epochs_completed == 1
+        return
+    with pytest.raises(ValueError, match="devices='all'"):
+        train(config)
+    monkeypatch.delenv("KERAS_DISTRIBUTION_JOB_ADDRESSES", raising=False)
+    with pytest.raises(ValueError, match="KERAS_DISTRIBUTION_JOB_ADDRESSES"):
+        train(config, devices="all")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import threading
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 
 from cnnlab import RECIPES, ModelConfig, TrainConfig, save_run, train
-from cnnlab.training import make_optimizer
+from cnnlab.bundle import bundle_bytes, read_bundle
+from cnnlab.training import OneCycle, make_optimizer
 
 from tests.conftest import QUICK_LENET
 
@@ -94,6 +96,32 @@ def test_recipes_are_the_lectures_the_papers_and_the_stable_one():
     assert isinstance(adam, keras.optimizers.Adam) and float(adam.learning_rate) == pytest.approx(3e-4)
 
 
+def test_the_fast_recipe_makes_one_cycle_of_its_learning_rate():
+    fast = RECIPES["fast"]
+    assert (fast.optimizer, fast.learning_rate, fast.batch_size, fast.epochs, fast.schedule) == \
+        ("adam", 1e-2, 128, 3, "one-cycle")
+    cycle = OneCycle(0.01, updates=100)
+    rate = [float(keras.ops.convert_to_numpy(cycle(step))) for step in range(101)]
+    assert rate[0] == pytest.approx(0.001) and max(rate) == pytest.approx(0.01) and rate.index(max(rate)) == 10
+    assert all(a <= b for a, b in zip(rate[:10], rate[1:11])) and all(a >= b for a, b in zip(rate[10:], rate[11:]))
+    assert rate[100] == pytest.approx(0.0001)
+    assert isinstance(make_optimizer(TrainConfig(ModelConfig("lenet5"), recipe="seed").resolved(), 100).learning_rate,
+                      keras.Variable)  # the lecture's recipe keeps its constant rate
+
+
+def test_a_fast_run_ends_its_cycle_and_a_continued_one_makes_its_own(tmp_path):
+    config = lenet(recipe="fast", learning_rate=None, epochs=2, steps_per_epoch=5)
+    first = train(config)
+    optimizer = first.model.optimizer
+    assert int(optimizer.iterations) == 10
+    assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(1e-4)  # the end of the cycle
+    back = read_bundle(bundle_bytes(first), 10 * 2**20)  # and a bundle keeps the run's state to go on from
+    more = train(dataclasses.replace(config, epochs=1), resume=back)
+    assert int(more.model.optimizer.iterations) == 15  # the step count carried on, so did Adam's moments
+    assert float(keras.ops.convert_to_numpy(more.model.optimizer.learning_rate)) == pytest.approx(1e-4)
+    assert [e["epoch"] for e in more.history.epochs] == [1, 2, 3]
+
+
 def test_defaults_follow_the_lecture():
     config = TrainConfig(ModelConfig("alexnet"), source="full").resolved()
     assert (config.dataset, config.sample, config.epochs, config.batch_size) == ("cifar10", 0.1, 10, 128)
@@ -106,7 +134,7 @@ def test_defaults_follow_the_lecture():
     (dict(learning_rate=float("nan")), ["learning_rate", "nan"]),
     (dict(learning_rate=-0.1), ["learning_rate", "-0.1"]),
     (dict(batch_size=128, accumulation_steps=3), ["128", "3"]),
-    (dict(recipe="fast"), ["fast", "seed, paper, stable"]),
+    (dict(recipe="faster"), ["faster", "seed, paper, stable, fast"]),
     (dict(sample=2.0), ["fraction", "2.0"]),
     (dict(steps_per_epoch=0), ["steps_per_epoch"]),
 ])
