@@ -8,7 +8,7 @@ import cnnlab
 import cnnlab.errors
 import ui
 from cnnlab.bundle import bundle_bytes
-from cnnlab.charts import training_curves
+from cnnlab.charts import learning_rate_curve, training_curves
 from cnnlab.cost import check_fits, estimate_cost
 from cnnlab.runner import FAILED, QUEUED, STOPPED
 
@@ -59,6 +59,10 @@ memory_col.metric(ui.t("train.peak_memory"), ui.gigabytes(cost.peak_bytes))
 data_col.metric(ui.t("train.training_images"), cnnlab.i18n.number(n_train))
 if cost.once_seconds:
     st.caption(ui.t("train.features_once", duration=ui.duration(cost.once_seconds)))
+with st.expander(ui.t("train.rate_header")):
+    rates, per_epoch = cnnlab.training.learning_rates(config, n_train)
+    st.plotly_chart(learning_rate_curve(rates, per_epoch, lang=ui.language()), width="stretch", key="rates")
+    st.caption(ui.t("train.rate_note"))
 
 start_col, stop_col = st.columns([1, 1])
 if start_col.button(ui.t("train.start"), type="primary", disabled=active is not None, width="stretch"):
