@@ -45,15 +45,13 @@ def training_curves(series: Sequence[tuple[str, Sequence[Progress], Sequence[Pro
     return fig
 
 
-def learning_rate_curve(rates: Sequence[float], updates_per_epoch: int, lang: str = "en") -> go.Figure:
-    """The learning rate over a run, against epochs (see cnnlab.training.learning_rates)."""
-    rates = np.asarray(rates, dtype=np.float64)
-    if rates.ndim != 1 or not len(rates) or not np.isfinite(rates).all() or isinstance(updates_per_epoch, bool) \
-            or not isinstance(updates_per_epoch, int) or updates_per_epoch < 1:
-        raise ValueError("A learning-rate curve needs one finite rate per update and at least one update per epoch.")
-    keep = np.unique(np.linspace(0, len(rates) - 1, min(len(rates), MAX_POINTS)).astype(int))
-    fig = go.Figure(go.Scatter(x=(keep + 1) / updates_per_epoch, y=rates[keep], mode="lines",
-                               line=dict(color=PALETTE[0], width=2)))
+def learning_rate_curve(epochs: Sequence[float], rates: Sequence[float], lang: str = "en") -> go.Figure:
+    """The learning rate over a run, against epochs (cnnlab.training.learning_rates gives both)."""
+    epochs, rates = np.asarray(epochs, dtype=np.float64), np.asarray(rates, dtype=np.float64)
+    if epochs.ndim != 1 or epochs.shape != rates.shape or not len(rates) or len(rates) > 10 * MAX_POINTS \
+            or not (np.isfinite(epochs).all() and np.isfinite(rates).all()):
+        raise ValueError(f"A learning-rate curve needs as many finite rates as epochs, 1 to {10 * MAX_POINTS}.")
+    fig = go.Figure(go.Scatter(x=epochs, y=rates, mode="lines", line=dict(color=PALETTE[0], width=2)))
     fig.update_xaxes(title_text=_t("epoch", lang), rangemode="tozero")
     fig.update_yaxes(title_text=_t("learning_rate", lang), rangemode="tozero", tickformat="g")
     fig.update_layout(height=220, margin=dict(l=10, r=10, t=10, b=10), showlegend=False)

@@ -25,7 +25,8 @@ import numpy as np
 from .architectures import ModelConfig, build_model, get_architecture
 from .architectures.transfer import HEAD, head_layers
 from .data import DATASETS, SOURCES, Dataset, check_fraction, load_dataset
-from .devices import check_batch, choose, data_parallel, padded, process_index, processes, undistributed
+from .devices import (check_batch, choose, data_parallel, local_value, padded, process_index, processes,
+                      undistributed)
 from .errors import LabError, Text
 from .features import Stopped, base_features
 from .pretrained import WeightsUnavailable
@@ -275,8 +276,8 @@ def train(config: TrainConfig, listener: Listener | None = None, stop: threading
     weights, optimizer state and curves carry on (the earlier run itself is left as it was).
     `devices` ("all", or how many) splits every batch across this machine's devices (see
     cnnlab.devices), or with "all" across several processes or machines on JAX; the run learns the
-    same as on one. It sets process-wide state: for the command
-    line and scripts, not for a server training several runs at once.
+    same as on one. It sets process-wide state: for the command line and scripts, not for a server
+    training several runs at once.
     An error during training raises RunInterrupted, which carries the partial run.
     """
     config = config.resolved()
@@ -390,23 +391,24 @@ def _batches(config: TrainConfig, n_train: int) -> tuple[int, int, int]:
     return micro_batch, steps, full_steps
 
 
-def learning_rates(config: TrainConfig, n_train: int) -> tuple[np.ndarray, int]:
-    """The learning rate at every update of a run of `config` on `n_train` images, and the updates
-    per epoch: what the recipe does over the run, to draw before it starts."""
+def learning_rates(config: TrainConfig, n_train: int, points: int = 600) -> tuple[np.ndarray, np.ndarray]:
+    """What the recipe does to the learning rate over a run of `config` on `n_train` images, to draw
+    before it starts: at up to `points` updates spread evenly over the run, how far into the run
+    each is (in epochs) and its learning rate."""
     config = config.resolved()
     _, steps, _ = _batches(config, n_train)
     per_epoch = math.ceil(steps / config.accumulation_steps)
     updates = config.epochs * per_epoch
+    at = np.unique(np.linspace(0, updates - 1, max(2, min(updates, points))).round().astype(np.int64))
     if RECIPES[config.recipe].schedule == "one-cycle":
-        rates = keras.ops.convert_to_numpy(OneCycle(config.learning_rate, updates)(np.arange(updates)))
-        return np.asarray(rates, dtype=np.float64), per_epoch
-    return np.full(updates, config.learning_rate), per_epoch
+        rates = np.asarray(keras.ops.convert_to_numpy(OneCycle(config.learning_rate, updates)(at)), dtype=np.float64)
+    else:
+        rates = np.full(len(at), config.learning_rate)
+    return (at + 1) / per_epoch, rates
 
 
 def _local_copy(model: keras.Model, config: TrainConfig) -> tuple[keras.Model, keras.optimizers.Optimizer]:
     """The model and optimizer of a run trained across processes, on this process alone."""
-    from .devices import local_value
-
     with undistributed():
         copy = keras.models.clone_model(model)
         copy.set_weights([local_value(w) for w in model.weights])

@@ -60,8 +60,8 @@ data_col.metric(ui.t("train.training_images"), cnnlab.i18n.number(n_train))
 if cost.once_seconds:
     st.caption(ui.t("train.features_once", duration=ui.duration(cost.once_seconds)))
 with st.expander(ui.t("train.rate_header")):
-    rates, per_epoch = cnnlab.training.learning_rates(config, n_train)
-    st.plotly_chart(learning_rate_curve(rates, per_epoch, lang=ui.language()), width="stretch", key="rates")
+    st.plotly_chart(learning_rate_curve(*cnnlab.training.learning_rates(config, n_train), lang=ui.language()),
+                    width="stretch", key="rates")
     st.caption(ui.t("train.rate_note"))
 
 start_col, stop_col = st.columns([1, 1])

@@ -109,6 +109,18 @@ def test_the_fast_recipe_makes_one_cycle_of_its_learning_rate():
                       keras.Variable)  # the lecture's recipe keeps its constant rate
 
 
+def test_the_page_can_draw_a_recipes_learning_rate_before_the_run():
+    from cnnlab.training import learning_rates
+
+    epochs, rates = learning_rates(TrainConfig(ModelConfig("lenet5"), recipe="fast"), n_train=60_000)
+    assert epochs[-1] == pytest.approx(3) and len(rates) <= 600    # 3 epochs of 469 updates, thinned
+    top = int(rates.argmax())
+    assert rates[top] == pytest.approx(0.01, rel=0.01) and epochs[top] == pytest.approx(0.3, abs=0.02)
+    assert rates[-1] == pytest.approx(1e-4, rel=0.05)
+    epochs, rates = learning_rates(TrainConfig(ModelConfig("lenet5"), epochs=1000), n_train=10**6)
+    assert len(rates) <= 600 and set(rates) == {1e-3}                  # the lecture's: constant, and small to draw
+
+
 def test_a_fast_run_ends_its_cycle_and_a_continued_one_makes_its_own(tmp_path):
     config = lenet(recipe="fast", learning_rate=None, epochs=2, steps_per_epoch=5)
     first = train(config)
