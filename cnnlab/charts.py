@@ -53,7 +53,7 @@ def learning_rate_curve(epochs: Sequence[float], rates: Sequence[float], lang: s
         raise ValueError(f"A learning-rate curve needs as many finite rates as epochs, 1 to {10 * MAX_POINTS}.")
     fig = go.Figure(go.Scatter(x=epochs, y=rates, mode="lines", line=dict(color=PALETTE[0], width=2)))
     fig.update_xaxes(title_text=_t("epoch", lang), rangemode="tozero")
-    fig.update_yaxes(title_text=_t("learning_rate", lang), rangemode="tozero", tickformat="g")
+    fig.update_yaxes(title_text=_t("learning_rate", lang), rangemode="tozero", tickformat="~g")
     fig.update_layout(height=220, margin=dict(l=10, r=10, t=10, b=10), showlegend=False)
     return fig
 
