@@ -103,7 +103,7 @@ def progress_text(page) -> str:
 
 def curve_points(page) -> int:
     """Points on the first training line of the live chart (0 before it is drawn)."""
-    return page.evaluate("() => { const g = document.querySelector('.js-plotly-plot');"
+    return page.evaluate("() => { const g = document.querySelector('[class*=\"st-key-live-\"] .js-plotly-plot');"
                          " return g && g.data ? g.data[0].x.length : 0; }")
 
 
