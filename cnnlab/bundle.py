@@ -234,10 +234,10 @@ def _metric(value) -> bool:
 
 def _optimizer(zf, members, model: keras.Model, config: TrainConfig):
     """The optimizer the run was training with, its state restored, ready for `train(resume=...)`."""
-    from .training import RECIPES, make_optimizer
+    from .training import RECIPES, make_optimizer, one_cycle
 
     constant = RECIPES[config.recipe].schedule == "constant"
-    optimizer = make_optimizer(config, updates=1)  # a scheduled rate, as the run had, keeps no variable for it
+    optimizer = make_optimizer(config, one_cycle(config, 1))  # a scheduled rate, as the run had, keeps no variable
     optimizer.build(model.trainable_variables)
     _fill(zf, members, optimizer.variables, "optimizer")
     if not 0 <= int(keras.ops.convert_to_numpy(optimizer.iterations)) <= 10**9:

@@ -173,11 +173,14 @@ def _continue(args) -> int:
     import dataclasses
 
     from .bundle import read_bundle
+    from .devices import join_processes, processes
 
     path = Path(args.run)
     bundle = path / "bundle.zip" if path.is_dir() else path
     if not bundle.is_file():
         raise FileNotFoundError(f"No run bundle at {bundle}. Give the bundle.zip or the directory `cnnlab train --out` wrote.")
+    if processes() > 1 and args.devices == "all":
+        join_processes()  # before reading the bundle builds a model: JAX joins the others before anything else
     earlier = read_bundle(bundle.read_bytes(), max_bytes=bundle.stat().st_size)
     config = dataclasses.replace(earlier.config, epochs=args.epochs, data_path=args.data).resolved()
     return _run_and_save(config, Path(args.out), resume=earlier, devices=args.devices)

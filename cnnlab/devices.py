@@ -66,7 +66,12 @@ def join_processes() -> None:
                          "such as 10.0.0.1:1234) and KERAS_DISTRIBUTION_PROCESS_ID (this process's number, from 0) "
                          "as well as KERAS_DISTRIBUTION_NUM_PROCESSES.")
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    keras.distribution.initialize()
+    try:
+        keras.distribution.initialize()
+    except RuntimeError as error:  # JAX was used before: it can no longer join
+        raise ValueError("This process used JAX before joining the other processes; call "
+                         "cnnlab.devices.join_processes() first, before building or loading any model. "
+                         f"({str(error)[:200]})") from None
 
 
 def choose(devices) -> list[str]:

@@ -59,9 +59,10 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
 @keras.saving.register_keras_serializable(package="cnnlab")
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     """The learning rate of a one-cycle run (Smith and Topin, "Super-convergence", 2017): a linear
-    warm-up from a tenth of `peak` over the first `warmup` of the updates, then a cosine down to a
-    hundredth of `peak` at the last. `start` is the optimizer's step count when this run began (a
-    continued run has its own cycle)."""
+    warm-up from a tenth of `peak` over the first `warmup` of the steps, then a cosine down to a
+    hundredth of `peak` at the last. Keras steps a schedule once per micro-batch, so `updates`
+    counts micro-batches; `start` is the optimizer's count when this run began (a continued run
+    has its own cycle)."""
 
     def __init__(self, peak: float, updates: int, start: int = 0, warmup: float = 0.1):
         self.peak, self.updates, self.start, self.warmup = float(peak), int(updates), int(start), float(warmup)
@@ -69,7 +70,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     def __call__(self, step):
         ops = keras.ops
         warm = max(1.0, self.warmup * self.updates)
-        done = ops.cast(step, "float32") - self.start
+        done = ops.maximum(ops.cast(step, "float32") - self.start, 0.0)
         rising = self.peak * (0.1 + 0.9 * ops.minimum(done / warm, 1.0))
         progress = ops.clip((done - warm) / max(1.0, self.updates - warm), 0.0, 1.0)
         falling = self.peak * (0.01 + 0.99 * 0.5 * (1.0 + ops.cos(math.pi * progress)))
@@ -252,14 +253,16 @@ def get_recipe(name: str) -> Recipe:
         raise ValueError(f"Unknown recipe {name!r}. Choose one of: {', '.join(RECIPES)}.") from None
 
 
-def make_optimizer(config: TrainConfig, updates: int | None = None, start: int = 0) -> keras.optimizers.Optimizer:
-    """The recipe's optimizer. A one-cycle recipe needs the run's number of `updates` (and the step
-    count it `start`s from); without them its rate is the constant peak (to restore a saved state)."""
+def one_cycle(config: TrainConfig, updates: int) -> OneCycle | None:
+    """The schedule of a one-cycle recipe over `updates` micro-batches; None for a constant rate."""
+    return OneCycle(config.learning_rate, updates) if RECIPES[config.recipe].schedule == "one-cycle" else None
+
+
+def make_optimizer(config: TrainConfig, schedule: OneCycle | None = None) -> keras.optimizers.Optimizer:
+    """The recipe's optimizer, at the configured learning rate or following `schedule` (see one_cycle)."""
     recipe = RECIPES[config.recipe]
     accumulation = {"gradient_accumulation_steps": config.accumulation_steps} if config.accumulation_steps > 1 else {}
-    rate = config.learning_rate
-    if recipe.schedule == "one-cycle" and updates:
-        rate = OneCycle(config.learning_rate, updates, start)
+    rate = config.learning_rate if schedule is None else schedule
     if recipe.optimizer == "sgd":
         return keras.optimizers.SGD(rate, momentum=recipe.momentum, **accumulation)
     return keras.optimizers.Adam(rate, **accumulation)
@@ -342,9 +345,8 @@ def _train(config: TrainConfig, listener, stop, data, evaluate_when_stopped, res
     arch = get_architecture(config.model.arch)
     one_hot = arch.labels == "one-hot"  # LeNet's lecture code one-hot encodes and uses categorical CE
     micro_batch, steps, full_steps = _batches(config, len(data.x_train))
-    earlier = resume.optimizer if resume is not None else None
-    start = int(keras.ops.convert_to_numpy(earlier.iterations)) if earlier is not None and earlier.variables else 0
-    trained.compile(optimizer=make_optimizer(config, config.epochs * math.ceil(steps / config.accumulation_steps), start),
+    cycle = one_cycle(config, config.epochs * steps)
+    trained.compile(optimizer=make_optimizer(config, cycle),
                     loss="categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy",
                     metrics=["accuracy"])
     y_train = keras.utils.to_categorical(data.y_train, data.num_classes) if one_hot else data.y_train
@@ -355,7 +357,9 @@ def _train(config: TrainConfig, listener, stop, data, evaluate_when_stopped, res
     initial_epoch = 0
     if resume is not None:
         initial_epoch = resume.epochs_completed
-        _continue_optimizer(trained, earlier)
+        _continue_optimizer(trained, resume.optimizer)
+        if cycle is not None and trained.optimizer.built:  # this run's cycle starts where the count carried on
+            cycle.start = _micro_batches(trained.optimizer)
     bridge = _Bridge(run, listener, stop, steps, micro_batch, len(data.x_train), (x_test, data.y_test), initial_epoch)
     start = time.perf_counter()
     try:
@@ -397,14 +401,12 @@ def learning_rates(config: TrainConfig, n_train: int, points: int = 600) -> tupl
     each is (in epochs) and its learning rate."""
     config = config.resolved()
     _, steps, _ = _batches(config, n_train)
-    per_epoch = math.ceil(steps / config.accumulation_steps)
-    updates = config.epochs * per_epoch
-    at = np.unique(np.linspace(0, updates - 1, max(2, min(updates, points))).round().astype(np.int64))
-    if RECIPES[config.recipe].schedule == "one-cycle":
-        rates = np.asarray(keras.ops.convert_to_numpy(OneCycle(config.learning_rate, updates)(at)), dtype=np.float64)
-    else:
-        rates = np.full(len(at), config.learning_rate)
-    return (at + 1) / per_epoch, rates
+    total = config.epochs * steps  # micro-batches: Keras steps a schedule once per micro-batch
+    at = np.unique(np.linspace(0, total - 1, max(2, min(total, points))).round().astype(np.int64))
+    cycle = one_cycle(config, total)
+    rates = np.full(len(at), config.learning_rate) if cycle is None else \
+        np.asarray(keras.ops.convert_to_numpy(cycle(at)), dtype=np.float64)
+    return (at + 1) / steps, rates
 
 
 def _local_copy(model: keras.Model, config: TrainConfig) -> tuple[keras.Model, keras.optimizers.Optimizer]:
@@ -412,7 +414,7 @@ def _local_copy(model: keras.Model, config: TrainConfig) -> tuple[keras.Model, k
     with undistributed():
         copy = keras.models.clone_model(model)
         copy.set_weights([local_value(w) for w in model.weights])
-        optimizer = make_optimizer(config, updates=1)  # the same kind of rate, so the same variables
+        optimizer = make_optimizer(config, one_cycle(config, 1))  # the same kind of rate, so the same variables
         optimizer.build(copy.trainable_variables)
         for variable, value in zip(optimizer.variables, model.optimizer.variables):
             variable.assign(local_value(value))
@@ -440,6 +442,11 @@ def _continue_optimizer(model: keras.Model, previous: keras.optimizers.Optimizer
     if [v.shape for v in state] == [tuple(a.shape) for a in values]:
         for variable, value in zip(state, values):
             variable.assign(value)
+
+
+def _micro_batches(optimizer: keras.optimizers.Optimizer) -> int:
+    """How many micro-batches an optimizer has stepped (its `iterations` counts whole updates)."""
+    return int(keras.ops.convert_to_numpy(next(v for v in optimizer.variables if v.name == "iteration")))
 
 
 def _transfer_inputs(run: Run, data: Dataset, listener, stop) -> tuple[np.ndarray, np.ndarray, keras.Model]:
@@ -486,7 +493,11 @@ def save_run(run: Run, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bundle.zip").write_bytes(bundle_bytes(run))
-    run.model.save(out / "model.keras")
+    model = run.model
+    if RECIPES[run.config.recipe].schedule != "constant":  # the schedule is cnnlab's class, unknown to Keras
+        model = build_model(run.config.model, load_weights=False)  # elsewhere: save the network uncompiled
+        model.set_weights(run.model.get_weights())
+    model.save(out / "model.keras")
     (out / "history.json").write_text(json.dumps(run.history.to_dict(), indent=1))
     record = {"config": run.config.to_dict(), "class_names": list(run.class_names), "dataset": run.dataset,
               "result": run.summary(), "versions": {"keras": keras.__version__, "backend": keras.backend.backend()}}

@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import subprocess
+import sys
 import threading
 
 import keras
@@ -13,7 +16,7 @@ import pytest
 
 from cnnlab import RECIPES, ModelConfig, TrainConfig, save_run, train
 from cnnlab.bundle import bundle_bytes, read_bundle
-from cnnlab.training import OneCycle, make_optimizer
+from cnnlab.training import OneCycle, make_optimizer, one_cycle
 
 from tests.conftest import QUICK_LENET
 
@@ -105,8 +108,7 @@ def test_the_fast_recipe_makes_one_cycle_of_its_learning_rate():
     assert rate[0] == pytest.approx(0.001) and max(rate) == pytest.approx(0.01) and rate.index(max(rate)) == 10
     assert all(a <= b for a, b in zip(rate[:10], rate[1:11])) and all(a >= b for a, b in zip(rate[10:], rate[11:]))
     assert rate[100] == pytest.approx(0.0001)
-    assert isinstance(make_optimizer(TrainConfig(ModelConfig("lenet5"), recipe="seed").resolved(), 100).learning_rate,
-                      keras.Variable)  # the lecture's recipe keeps its constant rate
+    assert one_cycle(TrainConfig(ModelConfig("lenet5"), recipe="seed").resolved(), 100) is None  # the lecture's: constant
 
 
 def test_the_page_can_draw_a_recipes_learning_rate_before_the_run():
@@ -132,6 +134,46 @@ def test_a_fast_run_ends_its_cycle_and_a_continued_one_makes_its_own(tmp_path):
     assert int(more.model.optimizer.iterations) == 15  # the step count carried on, so did Adam's moments
     assert float(keras.ops.convert_to_numpy(more.model.optimizer.learning_rate)) == pytest.approx(1e-4)
     assert [e["epoch"] for e in more.history.epochs] == [1, 2, 3]
+
+
+class StopAfterEpoch:
+    def __init__(self, stop: threading.Event, epoch: int):
+        self.stop, self.epoch = stop, epoch
+
+    def on_batch(self, progress):
+        if progress.epoch > self.epoch:
+            self.stop.set()
+
+    def on_epoch(self, progress):
+        pass
+
+
+def test_with_micro_batches_the_cycle_spans_the_whole_run():
+    """Keras steps a schedule once per micro-batch: halfway through, the rate is halfway down."""
+    stop = threading.Event()
+    config = lenet(recipe="fast", learning_rate=None, batch_size=32, accumulation_steps=2, epochs=2, steps_per_epoch=5)
+    half = train(config, listener=StopAfterEpoch(stop, 1), stop=stop, evaluate_when_stopped=False)
+    rate = float(keras.ops.convert_to_numpy(half.model.optimizer.learning_rate))
+    expected = float(keras.ops.convert_to_numpy(OneCycle(0.01, 20)(11)))  # 10 micro-batches of epoch 1, 1 of epoch 2
+    assert rate == pytest.approx(expected) and 0.004 < rate < 0.007
+
+
+def test_a_continued_run_with_another_optimizer_starts_its_cycle_from_zero():
+    earlier = train(lenet(recipe="paper", learning_rate=None, steps_per_epoch=3))  # SGD: Adam's state cannot carry over
+    more = train(lenet(recipe="fast", learning_rate=None, steps_per_epoch=3), resume=earlier)
+    rate = float(keras.ops.convert_to_numpy(more.model.optimizer.learning_rate))
+    assert rate == pytest.approx(1e-4) and all(math.isfinite(e["loss"]) for e in more.history.epochs)
+    assert float(keras.ops.convert_to_numpy(OneCycle(0.01, 10, start=5)(0))) == pytest.approx(0.001)  # never below
+
+
+def test_a_fast_runs_model_file_loads_in_keras_without_cnnlab(tmp_path):
+    run = train(lenet(recipe="fast", learning_rate=None, steps_per_epoch=2))
+    save_run(run, tmp_path)
+    script = f"import keras; print(keras.models.load_model({str(tmp_path / 'model.keras')!r}).count_params())"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"})  # cnnlab is not importable there
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert int(done.stdout.split()[-1]) == run.model.count_params()
 
 
 def test_defaults_follow_the_lecture():
