@@ -57,6 +57,8 @@ def normalise_digit(grey: np.ndarray, size: tuple[int, int] = (28, 28), box: int
     from PIL import Image
 
     try:
+        if np.asarray(grey).dtype.kind not in "biuf":  # text, objects, complex numbers are not pixels
+            raise TypeError
         grey = np.asarray(grey, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"A digit is a 2-D grayscale image of pixel values. Received: {type(grey).__name__}") from None

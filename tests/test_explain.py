@@ -153,6 +153,12 @@ def test_normalised_digit_is_centred_and_boxed():
     assert abs((ys * digit).sum() / digit.sum() - 13.5) <= 1 and abs((xs * digit).sum() / digit.sum() - 13.5) <= 1
 
 
+@pytest.mark.parametrize("grey", [np.eye(10) * (255 + 1j), np.full((10, 10), "255"), np.array([[None] * 3] * 3)])
+def test_a_digit_that_is_not_pixel_values_is_refused(grey):
+    with pytest.raises(ValueError, match="pixel values"):  # not cast to numbers behind the learner's back
+        normalise_digit(grey)
+
+
 @pytest.mark.parametrize("payload, words", [
     (b"", ["empty"]),
     (b"\x89PNG\r\n\x1a\n broken", ["not an image"]),
