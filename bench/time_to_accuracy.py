@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from train_memory_speed import machine  # bench/ is on sys.path when a script here runs
+from train_memory_speed import lecture_lenet, machine  # bench/ is on sys.path when a script here runs
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "datasets" / "mnist.npz"
@@ -71,24 +71,15 @@ def worker(side: str, data: str, quick: bool) -> list[dict]:
 
 
 def lecture(data: str, quick: bool) -> list[dict]:
-    """The lecture's LeNet-5, as written there (the same code as bench/train_memory_speed.py)."""
+    """The lecture's LeNet-5, as written there (bench/train_memory_speed.py's), on `data`."""
     import keras
     import numpy as np
-    from keras import layers
 
     with np.load(data) as d:
         x_train, y_train, x_test, y_test = d["x_train"], d["y_train"], d["x_test"], d["y_test"]
     if quick:
         x_train, y_train = x_train[:6000], y_train[:6000]
-    prep = lambda x: np.expand_dims(np.pad(x, ((0, 0), (2, 2), (2, 2))), -1).astype("float32") / 255  # noqa: E731
-    x_train, x_test = prep(x_train), prep(x_test)
-    y_train, y_test = keras.utils.to_categorical(y_train, 10), keras.utils.to_categorical(y_test, 10)
-    net = keras.Sequential([
-        keras.Input((32, 32, 1)), layers.Conv2D(6, 5, activation="relu"), layers.AveragePooling2D(2, 2),
-        layers.Conv2D(16, 5, activation="relu"), layers.AveragePooling2D(2, 2),
-        layers.Conv2D(120, 5, activation="relu"), layers.Flatten(),
-        layers.Dense(84, activation="relu"), layers.Dense(10, activation="softmax")])
-    net.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy", metrics=["accuracy"])
+    net, (x_train, y_train), (x_test, y_test) = lecture_lenet(arrays=(x_train, y_train, x_test, y_test))
     epochs, start = [], []
 
     def stamp(epoch, logs):

@@ -130,12 +130,13 @@ def _load(name: str):
         return data["x_train"], data["y_train"], data["x_test"], data["y_test"]
 
 
-def lecture_lenet(size: int = 32):
-    """The lecture's LeNet-5: MNIST padded to 32x32, one-hot labels, Adam, categorical cross-entropy."""
+def lecture_lenet(size: int = 32, arrays=None):
+    """The lecture's LeNet-5: MNIST padded to 32x32, one-hot labels, Adam, categorical cross-entropy.
+    `arrays` (x_train, y_train, x_test, y_test) replaces the bundled sample."""
     import keras
     import numpy as np
     from keras import layers
-    x_train, y_train, x_test, y_test = _load("mnist")
+    x_train, y_train, x_test, y_test = _load("mnist") if arrays is None else arrays
     prep = lambda x: np.expand_dims(np.pad(x, ((0, 0), (2, 2), (2, 2))), -1).astype("float32") / 255  # noqa: E731
     x_train, x_test = prep(x_train), prep(x_test)
     y_train, y_test = keras.utils.to_categorical(y_train, 10), keras.utils.to_categorical(y_test, 10)
