@@ -34,18 +34,14 @@ ignores) and prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import datetime
-import hashlib
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from machine import package_version  # bench/ is on sys.path when a script here runs
+from machine import machine, source  # bench/ is on sys.path when a script here runs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -186,30 +182,6 @@ def quiet_streamlit() -> None:
 
     st.set_option("client.showErrorDetails", "full")  # a page's exception, with its message
     logger.set_log_level("error")  # AppTest's "missing ScriptRunContext" warnings; after set_option, which resets it
-
-
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
-            "platform": platform.platform(), "python": platform.python_version(),
-            "streamlit": package_version("streamlit"), "keras": package_version("keras"),
-            "tensorflow": package_version("tensorflow", "tensorflow-cpu"),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-
-
-def source() -> dict:
-    """The commit measured, and the files that differed from it (the pages are read from disk at every run)."""
-    def git(*args: str) -> str | None:
-        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
-        return done.stdout.rstrip() if done.returncode == 0 else None
-
-    changes = git("status", "--porcelain")
-    diff = git("diff", "HEAD", "--", ".", ":(exclude)*.json") or ""
-    return {"commit": git("rev-parse", "--short", "HEAD"),
-            "uncommitted": [line for line in (changes or "").splitlines() if not line.endswith(".json")],
-            "diff_sha1": hashlib.sha1(diff.encode()).hexdigest()[:12] if diff else None}
-
 
 
 def report(timed: dict, warmup: dict, import_s: float, load: dict, code: dict, problems: list[str]) -> dict:

@@ -27,17 +27,15 @@ prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from machine import package_version  # bench/ is on sys.path when a script here runs
+from machine import machine  # bench/ is on sys.path when a script here runs
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "cnnlab" / "bundled"
@@ -224,18 +222,6 @@ def resident_gb(pid: int) -> float:
     except OSError:
         return 0.0
     return next((int(line.split()[1]) * 1024 / 1e9 for line in text.splitlines() if line.startswith("VmHWM:")), 0.0)
-
-
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
-            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
-            "platform": platform.platform(), "python": platform.python_version(),
-            "keras": package_version("keras"), "tensorflow": package_version("tensorflow", "tensorflow-cpu"),
-            "numpy": package_version("numpy"),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-
 
 
 def ratios(measurements: list[dict]) -> dict:
