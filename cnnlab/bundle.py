@@ -7,6 +7,12 @@ only data. Its configuration goes through the same checks as a run typed in by h
 builds the network from it, and only arrays are read into that network: plain `.npy` arrays whose
 headers are checked against the shapes the network expects before a byte of them is read.
 
+The network is built last. The zip's directory and the arrays' headers are its manifest: which
+arrays it holds, their shapes, and the bytes each will unpack to. They are checked against the
+weights the configuration needs, counted from a build without weights (as the layer table counts
+them), so a small file that names a large network and does not carry its weights costs the server
+a few milliseconds, not the network's memory.
+
     run.json              format, version, config, class names, dataset, history, result
     weights/00000.npy     the model's weights, in `model.weights` order
     optimizer/00000.npy   the optimizer's variables (absent for transfer learning's head)
@@ -15,6 +21,7 @@ headers are checked against the shapes the network expects before a byte of them
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import math
@@ -25,11 +32,13 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from .errors import LabError
+from .architectures import ModelConfig, build_model, build_without_weights
+from .errors import LabError, Text
 from .training import History, Run, TrainConfig
 
 FORMAT, VERSION = "cnnlab-run", 1
 MAX_JSON_BYTES = 20 * 2**20        # a run.json holds a few thousand history rows at most
+MAX_PACKING = 10                   # trained weights hardly compress (this lab's bundles: to 90%); zeros pack 1000:1
 _MEMBER = re.compile(r"(weights|optimizer)/(\d{5})\.npy")
 
 
@@ -79,7 +88,8 @@ def read_bundle(data: bytes, max_bytes: int) -> Run:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             listing = _list(zf, max_bytes)
             config, class_names = _checked_config(listing.record)
-            model = _model_for(config, max_bytes)
+            weight_bytes = _check_manifest(zf, listing, _weights_needed(config.model), max_bytes)
+            model = _model_for(config, weight_bytes)
             _fill(zf, listing.weights, model.weights, "weights")
             run = _run(listing.record, config, class_names, model)
             if listing.optimizer:
@@ -146,16 +156,44 @@ def _checked_config(record: dict) -> tuple[TrainConfig, tuple[str, ...]]:
     return config, tuple(names)
 
 
-def _model_for(config: TrainConfig, max_bytes: int) -> keras.Model:
-    """Build the network only when its weights could have come in a bundle this size, and fit in memory."""
-    from . import memory
-    from .architectures import build_model
-    from .errors import Text
-    from .layer_table import layer_table
+def _weights_needed(model: ModelConfig) -> tuple[tuple[tuple[int, ...], np.dtype], ...]:
+    """Each weight's shape and type, in `model.weights` order, from a build without weights."""
+    return _needed(json.dumps(model.to_dict(), sort_keys=True))
 
-    weight_bytes = layer_table(config.model).total_params * 4  # counted without allocating anything
+
+@functools.lru_cache(maxsize=64)
+def _needed(config_json: str) -> tuple[tuple[tuple[int, ...], np.dtype], ...]:
+    model = build_without_weights(ModelConfig.from_dict(json.loads(config_json)))
+    return tuple((tuple(w.shape), np.dtype(w.dtype)) for w in model.weights)
+
+
+def _check_manifest(zf: zipfile.ZipFile, listing: _Listing, needed, max_bytes: int) -> int:
+    """The bytes the network's weights take, once the bundle's weights match them without a byte of
+    their data read: the network's size against this server's limit, how many arrays there are,
+    how tightly they are packed, then each one's header (shape, type) and declared size. The
+    optimizer's arrays, whose shapes are known only once it is built, are checked against their
+    own headers."""
+    weight_bytes = sum(math.prod(shape) * dtype.itemsize for shape, dtype in needed)
     if weight_bytes > 2 * max_bytes:
         raise LabError("bundle.too_big", size=_mb(weight_bytes), limit=_mb(max_bytes))
+    if len(listing.weights) != len(needed):
+        raise LabError("bundle.mismatch", what="weights", found=len(listing.weights), expected=len(needed))
+    unpacked, packed = (sum(getattr(i, size) for i in listing.weights) for size in ("file_size", "compress_size"))
+    if unpacked > MAX_PACKING * max(packed, 1):
+        raise LabError("bundle.packed", size=_mb(unpacked), packed=_mb(packed))
+    for info, (shape, dtype) in zip(listing.weights, needed):
+        with zf.open(info) as f:
+            _header(f, info, shape, dtype, "weights")
+    for info in listing.optimizer:
+        with zf.open(info) as f:
+            _header(f, info, None, None, "optimizer")
+    return weight_bytes
+
+
+def _model_for(config: TrainConfig, weight_bytes: int) -> keras.Model:
+    """The network, built only when it fits in memory with its weights being read in."""
+    from . import memory
+
     memory.require(2 * weight_bytes, Text("errors.bundle.what"))
     return build_model(config.model, load_weights=False)
 
@@ -167,19 +205,28 @@ def _fill(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], variables, what: 
         variable.assign(_array(zf, info, tuple(variable.shape), np.dtype(variable.dtype), what))
 
 
+def _header(f, info: zipfile.ZipInfo, shape: tuple | None, expected: np.dtype | None, what: str) -> np.dtype:
+    """A .npy member's type, once its header matches the expected shape and type (None: any) and
+    the size the zip's directory declares for it. Nothing after the header is read."""
+    version = np.lib.format.read_magic(f)
+    header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+    if header is None:
+        raise LabError("bundle.unreadable", reason=f"{info.filename} is not a plain array")
+    found, fortran, dtype = header(f, max_header_size=1000)
+    if shape is not None and tuple(found) != shape:
+        raise LabError("bundle.mismatch", what=f"{what} {info.filename}", found=tuple(found), expected=shape)
+    kinds = "fiu" if expected is None else "f" if expected.kind == "f" else "iu"  # a step count is whole
+    if dtype.kind not in kinds or dtype.hasobject or fortran or dtype.itemsize > 8:
+        raise LabError("bundle.unreadable", reason=f"{info.filename} holds {dtype}, not {expected or 'plain'} numbers")
+    if info.file_size != f.tell() + math.prod(found) * dtype.itemsize:
+        raise LabError("bundle.unreadable", reason=f"{info.filename} is cut short or has extra bytes")
+    return dtype
+
+
 def _array(zf: zipfile.ZipFile, info: zipfile.ZipInfo, shape: tuple, expected: np.dtype, what: str) -> np.ndarray:
     """One .npy member, its header checked against the expected shape before its data is read."""
     with zf.open(info) as f:
-        version = np.lib.format.read_magic(f)
-        header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-        if header is None:
-            raise LabError("bundle.unreadable", reason=f"{info.filename} is not a plain array")
-        found, fortran, dtype = header(f, max_header_size=1000)
-        if tuple(found) != shape:
-            raise LabError("bundle.mismatch", what=f"{what} {info.filename}", found=tuple(found), expected=shape)
-        kinds = "f" if expected.kind == "f" else "iu"  # a step count is whole; weights are not
-        if dtype.kind not in kinds or dtype.hasobject or fortran or dtype.itemsize > 8:
-            raise LabError("bundle.unreadable", reason=f"{info.filename} holds {dtype}, not {expected} numbers")
+        dtype = _header(f, info, shape, expected, what)
         count = math.prod(shape)
         raw = f.read(count * dtype.itemsize + 1)
     if len(raw) != count * dtype.itemsize:

@@ -188,9 +188,11 @@ def load_pretrained(key: str):
     return build_model(ModelConfig(zoo_architecture(app), knobs={"weights": "imagenet"}))
 
 
-def classify(model, picture: bytes | np.ndarray, k: int = 5) -> tuple[np.ndarray, list[tuple[str, float]]]:
+def classify(model, picture: bytes | np.ndarray, k: int = 5,
+             name: str | None = None) -> tuple[np.ndarray, list[tuple[str, float]]]:
     """A photo (PNG/JPEG bytes, or an RGB array of any size) resized to what the model takes, and
-    its k most likely ImageNet classes; the model does its own preprocessing."""
+    its k most likely ImageNet classes; the model does its own preprocessing. `name`: the file's
+    name, for a refusal to say which file it means."""
     from PIL import Image
 
     from .data import as_images
@@ -216,7 +218,7 @@ def classify(model, picture: bytes | np.ndarray, k: int = 5) -> tuple[np.ndarray
         encoded = io.BytesIO()
         Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(encoded, format="PNG")
         picture = encoded.getvalue()
-    image = read_image(picture, tuple(model.input_shape[1:]))
+    image = read_image(picture, tuple(model.input_shape[1:]), name=name)
     return image, top_classes(predict_proba(model, image)[0], k)
 
 

@@ -32,7 +32,7 @@ if picture is None:
     st.stop()
 
 try:
-    image = cnnlab.read_image(picture, shape)  # digits are normalised as MNIST's were
+    image = cnnlab.read_image(picture, shape, name=upload.name if source == "upload" else None)  # digits are normalised as MNIST's were
 except ValueError as problem:
     st.warning(ui.say(problem))
     st.stop()

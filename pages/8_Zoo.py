@@ -89,7 +89,7 @@ if upload is None:
 else:
     try:
         model = ui.pretrained(key)
-        image, best = zoo.classify(model, upload.getvalue())
+        image, best = zoo.classify(model, upload.getvalue(), name=upload.name)
     except WeightsUnavailable as missing:
         st.warning(ui.say(missing))
         st.caption(ui.t("zoo.works_without"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -205,6 +206,53 @@ def test_truncated_arrays_are_refused(bundle):
 def test_refusals_speak_korean_too(bundle):
     with pytest.raises(LabError) as refused:
         read_bundle(rezip({**members(bundle), "evil.py": b""}), LIMIT)
+    assert "실행 번들" in refused.value.in_language("ko")
+
+
+def never_built(monkeypatch):
+    """The network a bundle describes must not be built: a test fails if it is."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the network was built before the bundle's manifest was checked")
+
+    monkeypatch.setattr("cnnlab.bundle.build_model", forbidden)
+
+
+def test_a_small_file_naming_a_big_network_is_refused_before_the_network_is_built(bundle, monkeypatch):
+    files = members(bundle)
+    record = json.loads(files["run.json"])
+    record["config"]["model"].update(arch="vgg19", input_size=160, raw_shape=[32, 32, 3], knobs={}, width=1.0)
+    record["config"].update(dataset="cifar10")
+    lure = rezip({"run.json": json.dumps(record).encode()})  # VGG19's 89 million weights (341 MB) named, none carried
+    assert len(lure) < 4096
+    never_built(monkeypatch)
+    tracemalloc.start()
+    try:
+        with pytest.raises(LabError, match="weights has 0 where the network it describes needs 38") as refused:
+            read_bundle(lure, 300 * 2**20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20
+    assert "실행 번들" in refused.value.in_language("ko")
+
+
+def test_weights_packed_tighter_than_trained_weights_ever_pack_are_refused_before_the_network_is_built(
+        bundle, monkeypatch):
+    files = members(bundle)
+    zeros = {name: npy(np.zeros_like(np.load(io.BytesIO(data)))) for name, data in files.items()
+             if name.startswith("weights/")}
+    never_built(monkeypatch)
+    with pytest.raises(LabError, match=r"weights unpack to 0.24 MB from only 0.00 MB") as refused:
+        read_bundle(rezip({**files, **zeros}), LIMIT)
+    assert "압축되지 않으므로" in refused.value.in_language("ko")
+
+
+def test_an_optimizer_array_that_does_not_match_its_own_header_is_refused_before_the_network_is_built(
+        bundle, monkeypatch):
+    files = members(bundle)
+    never_built(monkeypatch)
+    with pytest.raises(LabError, match="optimizer/00002.npy is cut short") as refused:
+        read_bundle(rezip({**files, "optimizer/00002.npy": files["optimizer/00002.npy"][:-4]}), LIMIT)
     assert "실행 번들" in refused.value.in_language("ko")
 
 
