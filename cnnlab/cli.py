@@ -1,12 +1,14 @@
 """python -m cnnlab: the lecture's experiments from a terminal.
 
     python -m cnnlab summary ARCH [--input-size N] [--width W] [--set KNOB=VALUE] [--json]
-    python -m cnnlab train ARCH [--dataset ...] [--recipe ...] [--devices all] ... --out DIR
-    python -m cnnlab continue RUN --epochs N --out DIR
+    python -m cnnlab train ARCH [--dataset ...] [--recipe ...] [--devices all] [--no-memory-check] ... --out DIR
+    python -m cnnlab continue RUN --epochs N [--no-memory-check] --out DIR
     python -m cnnlab evaluate MODEL --data FILE.npz
     python -m cnnlab predict MODEL IMAGE... [--top K]
 
-Every mistake a user can make ends in one line on stderr and exit code 2.
+Every mistake a user can make ends in one line on stderr and exit code 2. A run that would not fit
+in the memory left (the app's guard, with the classroom's reserve) and an --out that cannot be
+written are refused before training starts.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import json
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -63,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     _model_options(train)
     _devices_option(train)
+    _memory_option(train)
     train.add_argument("--out", required=True, metavar="DIR")
     train.set_defaults(command=_train)
 
@@ -71,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--epochs", type=int, required=True, help="epochs to train on top of the run's")
     resume.add_argument("--data", metavar="FILE.npz", help="the .npz it trained on, when not a bundled dataset")
     _devices_option(resume)
+    _memory_option(resume)
     resume.add_argument("--out", required=True, metavar="DIR")
     resume.set_defaults(command=_continue)
 
@@ -97,6 +102,11 @@ def _model_options(parser):
 def _devices_option(parser):
     parser.add_argument("--devices", type=_devices, default=1, metavar="all|N",
                         help="split every batch across all (or N) of this machine's GPUs, else CPU devices")
+
+
+def _memory_option(parser):
+    parser.add_argument("--no-memory-check", dest="memory_check", action="store_false",
+                        help="start even when the memory estimate says the run will not fit")
 
 
 def _devices(text: str):
@@ -166,7 +176,7 @@ def _train(args) -> int:
         sample=args.sample, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.lr, steps_per_epoch=args.steps_per_epoch, accumulation_steps=args.accumulation_steps,
         seed=args.seed).resolved()
-    return _run_and_save(config, Path(args.out), devices=args.devices)
+    return _run_and_save(config, Path(args.out), devices=args.devices, memory_check=args.memory_check)
 
 
 def _continue(args) -> int:
@@ -183,13 +193,17 @@ def _continue(args) -> int:
         join_processes()  # before reading the bundle builds a model: JAX joins the others before anything else
     earlier = read_bundle(bundle.read_bytes(), max_bytes=bundle.stat().st_size)
     config = dataclasses.replace(earlier.config, epochs=args.epochs, data_path=args.data).resolved()
-    return _run_and_save(config, Path(args.out), resume=earlier, devices=args.devices)
+    return _run_and_save(config, Path(args.out), resume=earlier, devices=args.devices, memory_check=args.memory_check)
 
 
-def _run_and_save(config, out: Path, resume=None, devices=1) -> int:
+def _run_and_save(config, out: Path, resume=None, devices=1, memory_check=True) -> int:
+    from .data import load_dataset
     from .training import RunInterrupted, save_run, train
 
-    out.mkdir(parents=True, exist_ok=True)  # fail now, not after an hour of training
+    data = load_dataset(config.dataset, config.source, config.data_path)  # fail now, not after an hour of training
+    if memory_check:
+        _check_memory(config, data, resume is None)
+    _check_writable(out)
     stop = threading.Event()
 
     def first_interrupt(*_):  # Ctrl-C: finish the batch, save, exit; a second Ctrl-C ends at once
@@ -198,7 +212,7 @@ def _run_and_save(config, out: Path, resume=None, devices=1) -> int:
 
     previous = signal.signal(signal.SIGINT, first_interrupt)
     try:
-        run = train(config, listener=ProgressBar(sys.stderr), stop=stop, resume=resume, devices=devices)
+        run = train(config, listener=ProgressBar(sys.stderr), stop=stop, data=data, resume=resume, devices=devices)
     except RunInterrupted as interrupted:  # what it learnt so far is saved; the error is told
         save_run(interrupted.run, out)
         print(f"\nerror: training was interrupted: {interrupted.cause}\nthe run so far is saved in {out}",
@@ -210,6 +224,42 @@ def _run_and_save(config, out: Path, resume=None, devices=1) -> int:
     print(f"saved {out / 'bundle.zip'}, model.keras, history.json and run.json", file=sys.stderr)
     print(json.dumps(run.summary()))
     return 0
+
+
+FLAGS = {"input_size": "--input-size", "width": "--width", "accumulation_steps": "--accumulation-steps",
+         "sample": "--sample"}
+
+
+def _check_memory(config, data, new_model: bool) -> None:
+    """The app's guard: refuse a run whose estimate does not fit in the memory left here, less the
+    classroom's reserve, naming the options that would fit (a continued run keeps its model)."""
+    import dataclasses
+
+    from .cost import check_fits, estimate_cost
+    from .memory import NotEnoughMemory
+    from .runner import classroom_settings
+
+    model = dataclasses.replace(config.model, raw_shape=data.image_shape, classes=data.num_classes)
+    config = dataclasses.replace(config, model=model)
+    n_train, n_test = (max(1, round(len(x) * config.sample)) for x in (data.x_train, data.x_test))
+    cost = estimate_cost(config, n_train, n_test, macs_per_second=1.0)  # the time does not matter here
+    try:
+        check_fits(cost, config, n_train, n_test, classroom_settings().memory_reserve_bytes)
+    except NotEnoughMemory as refused:
+        options = [" ".join(f"{FLAGS[key]} {value:g}" for key, value in option.changes.items())
+                   for option in refused.suggestions] if new_model else []
+        flags = f"On the command line: {' | '.join(options)}; or " if options else "Or "
+        raise ValueError(f"{refused} {flags}--no-memory-check to start anyway.") from None
+
+
+def _check_writable(out: Path) -> None:
+    """Make the folder and write a file in it now, not after an hour of training."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".cnnlab-probe-"):
+            pass
+    except OSError as error:
+        raise OSError(f"cannot write to {out}: {error.strerror or error}") from None
 
 
 class ProgressBar:

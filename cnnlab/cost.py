@@ -54,6 +54,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import controls
 from .architectures.transfer import HEAD
 from .errors import Text
 from .features import BATCH as FEATURE_BATCH
@@ -148,19 +149,27 @@ def measured_macs_per_second() -> float:
     return macs / best
 
 
-def check_fits(cost: CostEstimate, config: TrainConfig | None = None, n_train: int = 0, n_test: int = 0) -> None:
-    """Refuse, with what to change, a run whose estimate is more than this process may still use;
-    the runtime is already loaded, so only the rest of the estimate has to fit. Given the run's
-    config, the refusal names settings that would fit (see `suggestions`)."""
+def check_fits(cost: CostEstimate, config: TrainConfig | None = None, n_train: int = 0, n_test: int = 0,
+               reserve_bytes: int | None = None) -> None:
+    """Refuse, with what to change, a run whose estimate and the classroom's reserve are more than
+    this process may still use; the runtime is already loaded, so only the rest of the estimate has
+    to fit. `reserve_bytes`: kept back for other learners' pages, uploads and imports; by default
+    the classroom's `memory_reserve_mb` (see `runner.classroom_settings`). Given the run's config,
+    the refusal names settings that would fit, and carries them as `error.suggestions`."""
     from . import memory
 
+    if reserve_bytes is None:
+        from .runner import classroom_settings
+
+        reserve_bytes = classroom_settings().memory_reserve_bytes
     needed = cost.peak_bytes - cost.breakdown["runtime"]
     free = memory.available_bytes()
-    if needed <= free:
+    if needed + reserve_bytes <= free:
         return
-    options = suggestions(config, n_train, n_test, free) if config is not None else []
-    instead = Text("errors.run_try", options=Joined(options)) if options else Text("errors.run_instead")
-    memory.require(needed, Text("errors.what_run"), instead)
+    options = suggestions(config, n_train, n_test, free - reserve_bytes) if config is not None else []
+    instead = Text("errors.run_try", options=Joined(o.text for o in options)) if options else Text("errors.run_instead")
+    raise memory.NotEnoughMemory(Text("errors.what_run"), needed, free, memory.limit_bytes(), instead, reserve_bytes,
+                                 options)
 
 
 class Joined(Text):
@@ -174,10 +183,21 @@ class Joined(Text):
         return "; ".join(text.in_language(lang) for text in self.texts)
 
 
-def suggestions(config: TrainConfig, n_train: int, n_test: int, free_bytes: int) -> list:
+@dataclass(frozen=True)
+class Suggestion:
+    """A change of settings that would fit: what to tell the learner, and the change itself, which a
+    page can apply (keys among input_size, width, accumulation_steps and sample, each on the grid
+    of `controls`; sample is a fraction of the whole training set, as the Train page sets it)."""
+
+    text: Text
+    changes: dict
+
+
+def suggestions(config: TrainConfig, n_train: int, n_test: int, free_bytes: int) -> list[Suggestion]:
     """Concrete settings that would fit in `free_bytes`, one per kind of change, each the mildest
-    that fits: a smaller input, a smaller width, the same batch in smaller micro-batches (gradient
-    accumulation: the same update), fewer training images."""
+    that fits and one a learner can set on the Train page (`controls`): a smaller input, a smaller
+    width, the same batch in smaller micro-batches (gradient accumulation: the same update), fewer
+    training images. `n_train` and `n_test` are the images of the config's sample."""
     from .architectures import get_architecture
 
     config = config.resolved()
@@ -192,37 +212,55 @@ def suggestions(config: TrainConfig, n_train: int, n_test: int, free_bytes: int)
         needed = cost.peak_bytes - cost.breakdown["runtime"]
         return f"{needed / 2**30:.1f}" if needed <= free_bytes else None
 
-    found = []
     model = config.model.resolved()  # its input size and width filled in
+
+    def model_fits(**change) -> str | None:
+        return fits(replace(config, model=replace(model, **change)))
+
+    def drawn(fraction: float) -> tuple[int, int]:
+        """The training and test images a sample of `fraction` of the whole sets draws."""
+        return tuple(max(1, round(n / config.sample * fraction)) for n in (n_train, n_test))
+
+    found = []
     smallest = max(arch.min_input_size, 1)
     sizes = sorted({max(smallest, round(model.input_size * f)) for f in (0.75, 0.5, 0.35, 0.25)}, reverse=True)
-    for size in (s for s in sizes if s < model.input_size):
-        if gb := fits(replace(config, model=replace(model, input_size=size))):
-            found.append(Text("errors.try_input", size=size, gb=gb))
-            break
-    if not arch.fixed_width:
-        for width in (w for w in (0.75, 0.5, 0.25, 0.125, 0.0625) if w < model.width):
-            if gb := fits(replace(config, model=replace(model, width=width))):
-                found.append(Text("errors.try_width", width=f"{width:g}", gb=gb))
-                break
-    steps = config.accumulation_steps * 2
-    while steps <= config.batch_size:
-        if config.batch_size % steps == 0 and (gb := fits(replace(config, accumulation_steps=steps))):
-            found.append(Text("errors.try_accumulation", batch=config.batch_size, steps=steps,
-                              micro=config.batch_size // steps, gb=gb))
-            break
-        steps *= 2
-    if not found and not arch.fixed_width:  # no single change is enough: the largest network that fits
-        pairs = sorted(((size, width) for size in sizes for width in (0.5, 0.25, 0.125, 0.0625)
-                        if size < model.input_size and width < model.width),
-                       key=lambda pair: pair[0] ** 2 * pair[1] ** 2, reverse=True)
-        for size, width in pairs:
-            if gb := fits(replace(config, model=replace(model, input_size=size, width=width))):
-                found.append(Text("errors.try_both", size=size, width=f"{width:g}", gb=gb))
-                break
-    for fraction in (0.5, 0.25, 0.1, 0.05):
-        n, m = max(1, int(n_train * fraction)), max(1, int(n_test * fraction))
-        if gb := fits(config, n, m):
-            found.append(Text("errors.try_sample", images=n, gb=gb))
-            break
+    sizes = [s for s in sizes if s < model.input_size]
+    widths = [] if arch.fixed_width else [w for w in reversed(controls.WIDTHS) if w < model.width]
+    if hit := _mildest(sizes, lambda size: model_fits(input_size=size)):
+        found.append(Suggestion(Text("errors.try_input", size=hit[0], gb=hit[1]), {"input_size": hit[0]}))
+    if hit := _mildest(widths, lambda width: model_fits(width=width)):
+        found.append(Suggestion(Text("errors.try_width", width=f"{hit[0]:g}", gb=hit[1]), {"width": hit[0]}))
+    steps = [s for s in controls.accumulation_steps(config.batch_size) if s > config.accumulation_steps]
+    if hit := _mildest(steps, lambda k: fits(replace(config, accumulation_steps=k))):
+        found.append(Suggestion(Text("errors.try_accumulation", batch=config.batch_size, steps=hit[0],
+                                     micro=config.batch_size // hit[0], gb=hit[1]), {"accumulation_steps": hit[0]}))
+    if not found and widths:  # no single change is enough: the largest network that fits
+        best = None  # (size, width, gb): the largest size x width so far
+        for size in sizes:
+            larger = [w for w in widths if best is None or size * w > best[0] * best[1]]
+            if hit := _mildest(larger, lambda width, size=size: model_fits(input_size=size, width=width)):
+                best = (size, *hit)
+        if best:
+            size, width, gb = best
+            found.append(Suggestion(Text("errors.try_both", size=size, width=f"{width:g}", gb=gb),
+                                    {"input_size": size, "width": width}))
+    fractions = [f for f in reversed(controls.SAMPLES) if f < config.sample]
+    if hit := _mildest(fractions, lambda fraction: fits(config, *drawn(fraction))):
+        found.append(Suggestion(Text("errors.try_sample", images=drawn(hit[0])[0], gb=hit[1]), {"sample": hit[0]}))
+    return found
+
+
+def _mildest(candidates: list, fits) -> tuple | None:
+    """The first of `candidates`, mildest change first, that `fits` (returning its estimate), with
+    that estimate. The estimate falls steadily along them, so when the last does not fit none does,
+    and a binary search asks only a few."""
+    if not candidates or not (gb := fits(candidates[-1])):
+        return None
+    low, high, found = 0, len(candidates) - 1, (candidates[-1], gb)
+    while low < high:
+        middle = (low + high) // 2
+        if gb := fits(candidates[middle]):
+            found, high = (candidates[middle], gb), middle
+        else:
+            low = middle + 1
     return found

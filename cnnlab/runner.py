@@ -16,6 +16,7 @@ kept, and its slot goes to the next in line. The settings come from `.streamlit/
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 import tomllib
@@ -40,13 +41,15 @@ class PoolSettings:
     abandoned_after_seconds: float = 180    # a run whose browser tab has not been seen this long is stopped
     max_bundle_mb: int = 200                # the largest run bundle a learner may upload
     kept_runs: int = 5                      # finished runs kept per browser session (each holds a model)
+    memory_reserve_mb: int = 400            # kept free when a run is admitted: other learners' pages, uploads, imports
 
     def __post_init__(self):
         limits = {"max_concurrent_runs": (1, 64), "max_run_minutes": (0.001, 24 * 60),
-                  "abandoned_after_seconds": (0.001, 24 * 3600), "max_bundle_mb": (1, 4096), "kept_runs": (1, 100)}
+                  "abandoned_after_seconds": (0.001, 24 * 3600), "max_bundle_mb": (1, 4096), "kept_runs": (1, 100),
+                  "memory_reserve_mb": (0, 64 * 1024)}
         for name, (low, high) in limits.items():
             value = getattr(self, name)
-            whole = name in ("max_concurrent_runs", "max_bundle_mb", "kept_runs")
+            whole = name in ("max_concurrent_runs", "max_bundle_mb", "kept_runs", "memory_reserve_mb")
             if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or not low <= value <= high:
                 raise ValueError(f"classroom setting {name} must be {'a whole number' if whole else 'a number'} "
                                  f"from {low:g} to {high:g}. Received: {name}={value!r}")
@@ -58,6 +61,10 @@ class PoolSettings:
     @property
     def max_bundle_bytes(self) -> int:
         return self.max_bundle_mb * 2**20
+
+    @property
+    def memory_reserve_bytes(self) -> int:
+        return self.memory_reserve_mb * 2**20
 
     @classmethod
     def from_file(cls, path: str | Path) -> "PoolSettings":
@@ -74,6 +81,15 @@ class PoolSettings:
         if unknown:
             raise ValueError(f"{path}: unknown classroom setting {unknown[0]!r}; known: {', '.join(sorted(known))}.")
         return cls(**section)
+
+
+CLASSROOM = Path(__file__).resolve().parents[1] / ".streamlit" / "classroom.toml"
+
+
+def classroom_settings() -> PoolSettings:
+    """The classroom's settings, for the app and the command line alike: the file CNNLAB_CLASSROOM
+    names, else the `.streamlit/classroom.toml` beside the package, else the defaults."""
+    return PoolSettings.from_file(os.environ.get("CNNLAB_CLASSROOM") or CLASSROOM)
 
 
 class BackgroundRun:

@@ -144,8 +144,68 @@ def _native_startup_log(line: str) -> bool:
     return line.startswith(("WARNING: All log messages before absl::InitializeLog()", "I0000 ", "W0000 "))
 
 
-def test_an_unwritable_out_is_refused_before_training(tmp_path, capsys):
+class Started(Exception):
+    """Training began: what a refused run must never reach."""
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Training raises Started instead of running, so a test sees whether a run would have begun."""
+    def started(*args, **kwargs):
+        raise Started()
+
+    monkeypatch.setattr("cnnlab.training.train", started)
+
+
+@pytest.mark.parametrize("out", ["/proc/1", "/proc/1/run", "{file}/run"])
+def test_an_unwritable_out_is_refused_before_training(out, tmp_path, capsys, no_training):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    code, _, err = run_cli(capsys, "train", "lenet5", "--epochs", "1", "--out", str(blocker / "run"))
+    out = out.format(file=blocker)
+    code, _, err = run_cli(capsys, "train", "lenet5", "--epochs", "1", "--out", out)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"error: cannot write to {out}: "), err
+
+
+def test_a_run_that_does_not_fit_is_refused_with_options_and_nothing_trains(tmp_path, capsys, monkeypatch, no_training):
+    monkeypatch.setattr("cnnlab.memory.available_bytes", lambda: 1500 * 2**20)
+    code, _, err = run_cli(capsys, "train", "alexnet", "--input-size", "224", "--out", str(tmp_path / "run"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "GB of memory" in err and "1.5 GB free" in err and "0.4 GB is kept back" in err, err
+    assert "Settings that would fit: " in err and "On the command line: " in err and "--no-memory-check" in err
+    assert "--width 0." in err and "--accumulation-steps " in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_suggested_option_fits_and_no_memory_check_starts_anyway(tmp_path, capsys, monkeypatch, no_training):
+    monkeypatch.setattr("cnnlab.memory.available_bytes", lambda: 1500 * 2**20)
+    code, _, err = run_cli(capsys, "train", "alexnet", "--input-size", "224", "--out", str(tmp_path / "run"))
+    assert code == 2
+    width = err.split("--width ")[1].split()[0]
+    with pytest.raises(Started):
+        main(["train", "alexnet", "--input-size", "224", "--width", width, "--out", str(tmp_path / "run")])
+    with pytest.raises(Started):
+        main(["train", "alexnet", "--input-size", "224", "--no-memory-check", "--out", str(tmp_path / "run")])
+
+
+def test_the_cli_keeps_the_classrooms_reserve_from_its_settings_file(tmp_path, capsys, monkeypatch, no_training):
+    from cnnlab import ModelConfig, TrainConfig
+    from cnnlab.cost import estimate_cost
+
+    lenet = estimate_cost(TrainConfig(ModelConfig("lenet5")), 6000, 1000, macs_per_second=1.0)
+    monkeypatch.setattr("cnnlab.memory.available_bytes", lambda: lenet.peak_bytes - lenet.breakdown["runtime"] + 2**27)
+    code, _, err = run_cli(capsys, "train", "lenet5", "--out", str(tmp_path / "run"))  # the shipped 400 MB reserve
+    assert code == 2 and "0.4 GB is kept back" in err
+    settings = tmp_path / "classroom.toml"
+    settings.write_text("[classroom]\nmemory_reserve_mb = 64\n")
+    monkeypatch.setenv("CNNLAB_CLASSROOM", str(settings))
+    with pytest.raises(Started):
+        main(["train", "lenet5", "--out", str(tmp_path / "run")])
+
+
+def test_continuing_a_run_that_no_longer_fits_is_refused(lenet_run_dir, tmp_path, capsys, monkeypatch, no_training):
+    monkeypatch.setattr("cnnlab.memory.available_bytes", lambda: 200 * 2**20)  # the data loads, the run does not fit
+    code, _, err = run_cli(capsys, "continue", str(lenet_run_dir), "--epochs", "1", "--out", str(tmp_path / "more"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "GB of memory" in err
+    assert "Or --no-memory-check to start anyway." in err and "On the command line" not in err
+    assert not (tmp_path / "more").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab import ModelConfig, TrainConfig
+from cnnlab import ModelConfig, TrainConfig, i18n
 from cnnlab.cost import RUNTIME_BYTES, estimate_cost
 
 SPEED = 20e9  # a fixed machine speed, so the checks do not depend on this machine's load
@@ -113,17 +114,90 @@ def test_a_refusal_names_settings_that_fit(monkeypatch, config, kinds):
     free = 700 * 2**20
     monkeypatch.setattr("cnnlab.memory.available_bytes", lambda: free)
     with pytest.raises(ValueError, match="Settings that would fit") as refused:
-        check_fits(estimate_cost(config, 5000, 1000, macs_per_second=SPEED), config, 5000, 1000)
+        check_fits(estimate_cost(config, 5000, 1000, macs_per_second=SPEED), config, 5000, 1000, reserve_bytes=0)
     assert all(kind in str(refused.value) for kind in kinds), str(refused.value)
     assert "메모리에 들어가는 설정" in refused.value.in_language("ko")
-    for option in suggestions(config, 5000, 1000, free):  # each suggestion really fits
-        values = option.values
-        model = dict(input_size=values.get("size", config.model.input_size), width=float(values.get("width", 1.0)))
-        changed = TrainConfig(ModelConfig(config.model.arch, **model), batch_size=config.batch_size,
-                              accumulation_steps=values.get("steps", 1))
-        n = values.get("images", 5000)
-        fitted = estimate_cost(changed, n, 1000 if n == 5000 else max(1, int(1000 * n / 5000)), macs_per_second=SPEED)
-        assert fitted.peak_bytes - fitted.breakdown["runtime"] <= free, option.key
+    offered = suggestions(config, 5000, 1000, free)
+    assert [(str(o.text), o.changes) for o in refused.value.suggestions] == [(str(o.text), o.changes) for o in offered]
+    assert offered
+    for option in offered:  # each suggestion really fits once its change is made
+        assert str(option.text) in str(refused.value)
+        assert fitted(config, option.changes, 5000, 1000) <= free, option.changes
+
+
+def fitted(config: TrainConfig, changes: dict, n_train: int, n_test: int) -> int:
+    """What a run needs beyond the runtime once a suggestion's changes are made, as the Train page makes
+    them: the sample is a fraction of the whole training set, of which n_train is the config's sample."""
+    config = config.resolved()
+    model = dataclasses.replace(config.model, **{k: v for k, v in changes.items() if k in ("input_size", "width")})
+    changed = dataclasses.replace(config, model=model,
+                                  accumulation_steps=changes.get("accumulation_steps", config.accumulation_steps))
+    if "sample" in changes:
+        n_train, n_test = (max(1, round(n / config.sample * changes["sample"])) for n in (n_train, n_test))
+    cost = estimate_cost(changed, n_train, n_test, macs_per_second=SPEED)
+    return cost.peak_bytes - cost.breakdown["runtime"]
+
+
+@pytest.mark.parametrize("config, n_train, n_test", [
+    (TrainConfig(ModelConfig("alexnet", input_size=224), batch_size=256), 5000, 1000),
+    (TrainConfig(ModelConfig("vgg19", input_size=224, width=0.5), sample=0.6), 3000, 600),
+    (TrainConfig(ModelConfig("vgg19", input_size=168)), 5000, 1000),
+    (TrainConfig(ModelConfig("lenet5", width=2.0), batch_size=64, source="full", sample=0.9), 54000, 9000),
+])
+def test_every_suggestion_is_a_value_the_train_page_offers(config, n_train, n_test):
+    from cnnlab import controls
+    from cnnlab.cost import suggestions
+
+    grids = {"width": controls.WIDTHS, "sample": controls.SAMPLES,
+             "accumulation_steps": controls.accumulation_steps(config.resolved().batch_size),
+             "input_size": controls.input_sizes(config.model.arch)}
+    seen = set()
+    for share in (0.3, 0.5, 0.8, 0.95):  # of what the run needs: it does not fit
+        free = int(share * fitted(config, {}, n_train, n_test))
+        for option in suggestions(config, n_train, n_test, free):
+            assert option.changes and all(value in grids[key] for key, value in option.changes.items()), option.changes
+            assert fitted(config, option.changes, n_train, n_test) <= free, option.changes
+            assert "0.0625" not in str(option.text) and "0.125" not in str(option.text)
+            seen |= set(option.changes)
+            if "sample" in option.changes:  # a fraction of the whole training set, and the text counts its images
+                whole_train = round(n_train / config.resolved().sample)
+                images = i18n.number(max(1, round(whole_train * option.changes["sample"])))
+                assert f" {images} training images" in str(option.text)
+    assert seen, "some change was suggested"
+
+
+def test_the_train_pages_controls_offer_these_grids():
+    from cnnlab import controls
+    from cnnlab.architectures import MAX_INPUT_SIZE
+
+    assert controls.WIDTHS[:3] == (0.05, 0.1, 0.15) and controls.WIDTHS[-1] == 1.0 and len(controls.WIDTHS) == 20
+    assert controls.SAMPLES == controls.WIDTHS and controls.BATCH_SIZES == (8, 16, 32, 64, 128, 256)
+    assert controls.accumulation_steps(128) == (1, 2, 4, 8, 16, 32, 64) and controls.accumulation_steps(8) == (1, 2, 4, 8)
+    assert controls.accumulation_steps(96) == (1, 2, 4, 8, 16, 32)
+    sizes = controls.input_sizes("alexnet")
+    assert (sizes[0], sizes[-1]) == (163, MAX_INPUT_SIZE) and 200 in sizes and 162 not in sizes
+
+
+def test_the_mildest_width_on_the_sliders_grid_is_suggested():
+    from cnnlab import controls
+    from cnnlab.cost import suggestions
+
+    config = TrainConfig(ModelConfig("vgg19", input_size=64))
+    for free_gb in (0.5, 1.0, 1.5):
+        free = int(free_gb * 2**30)
+        width = next(o.changes["width"] for o in suggestions(config, 5000, 1000, free) if "width" in o.changes)
+        assert fitted(config, {"width": width}, 5000, 1000) <= free
+        wider = controls.WIDTHS[controls.WIDTHS.index(width) + 1]
+        assert fitted(config, {"width": wider}, 5000, 1000) > free  # the next step up would not fit
+
+
+def test_a_refusal_without_the_runs_settings_offers_none_and_says_what_to_change(monkeypatch):
+    from cnnlab.cost import check_fits
+
+    monkeypatch.setattr("cnnlab.memory.available_bytes", lambda: 2**20)
+    with pytest.raises(ValueError, match="smaller input size or width") as refused:
+        check_fits(cost("vgg19"), reserve_bytes=0)
+    assert refused.value.suggestions == []
 
 
 def test_counts_and_speeds_that_make_no_sense_are_refused():
