@@ -7,17 +7,16 @@ changes (models, runs) lives in that learner's session only.
 from __future__ import annotations
 
 import functools
-import os
-from pathlib import Path
 
 import streamlit as st
 
 import cnnlab
+import cnnlab.charts
 import cnnlab.errors
 import cnnlab.i18n
 import cnnlab.images
 import cnnlab.zoo
-from cnnlab.runner import FINISHED, BackgroundRun, PoolSettings, TrainingPool
+from cnnlab.runner import FINISHED, QUEUED, RUNNING, BackgroundRun, TrainingPool, classroom_settings
 
 
 def _keep_keras_state_between_reruns() -> None:
@@ -81,13 +80,10 @@ def _dataset(name: str, source: str) -> cnnlab.Dataset:
     return data
 
 
-CLASSROOM = Path(__file__).parent / ".streamlit" / "classroom.toml"
-
-
 @st.cache_resource
 def training_pool() -> TrainingPool:
     """The server's training slots, set in .streamlit/classroom.toml (or the file CNNLAB_CLASSROOM names)."""
-    return TrainingPool(PoolSettings.from_file(os.environ.get("CNNLAB_CLASSROOM", CLASSROOM)))
+    return TrainingPool(classroom_settings())
 
 
 def _run_status() -> None:
@@ -102,7 +98,7 @@ def _run_status() -> None:
         if not run.active:
             st.rerun()  # the whole page: a finished run's model appears where it was awaited
         run.touch()
-        if run.status == "queued":
+        if run.status == QUEUED:
             place = training_pool().place_in_line(run)
             state = t("runs.sidebar_queued", place=place) if place else t("runs.sidebar_preparing")
         else:
@@ -111,6 +107,24 @@ def _run_status() -> None:
         st.caption(t("runs.sidebar", run=f"#{run.id}", status=state))
 
     status()
+
+
+# How often a watching tab redraws its run. Every watching tab reruns its fragment on the server and
+# redraws its chart in the browser (often a phone): a place in line changes slowly; two seconds
+# keep a training run's curves live at half the cost of one (bench/class_load.py).
+LIVE_EVERY_SECONDS = {QUEUED: 5.0, RUNNING: 2.0}
+LIVE_POINTS = 240  # per curve: a phone's chart is about 350 pixels wide, and draws the same line
+
+
+def live_curves(run: BackgroundRun):
+    """The live chart of a run, built again only when the run has moved on since this tab last drew it."""
+    key = (run.id, len(run.batches), len(run.epochs), language())
+    drawn = st.session_state.get("live-figure")
+    if drawn is None or drawn[0] != key:
+        figure = cnnlab.charts.training_curves([(f"#{run.id}", run.batches, run.epochs)], lang=language(),
+                                               points=LIVE_POINTS)
+        drawn = st.session_state["live-figure"] = (key, figure)
+    return drawn[1]
 
 
 IMAGE_UPLOAD_MB = cnnlab.images.MAX_BYTES // 2**20  # photos and digits; run bundles may be larger (classroom.toml)
@@ -180,6 +194,27 @@ def knob_inputs(arch: cnnlab.Architecture, key: str) -> dict:
             knobs[knob.name] = st.number_input(label, min_value=float(knob.range[0]), max_value=float(knob.range[1]),
                                                value=float(knob.default), help=help_text, key=widget_key, format="%g")
     return knobs
+
+
+def adjustable_keys(arch: cnnlab.Architecture) -> dict[str, str]:
+    """The Train page's widget keys of the settings a memory refusal may suggest changing
+    (`cost.Suggestion.changes`), per architecture where their defaults differ."""
+    return {"input_size": f"train-input-{arch.name}", "width": f"train-width-{arch.name}",
+            "sample": f"train-sample-{arch.name}", "accumulation_steps": "train-accumulation"}
+
+
+def seed_widgets(defaults: dict, offered: dict | None = None) -> None:
+    """Give widgets their first values through Session State, so that a button can set them later
+    without Streamlit's warning; a value no longer offered (a batch that changed) goes back to its default."""
+    for key, value in defaults.items():
+        if key not in st.session_state or key in (offered or {}) and st.session_state[key] not in offered[key]:
+            st.session_state[key] = value
+
+
+def apply(keys: dict[str, str], changes: dict) -> None:
+    """A suggestion's "use this": its settings into the widgets, before the page draws them again."""
+    for name, value in changes.items():
+        st.session_state[keys[name]] = value
 
 
 def pretrained(key: str):

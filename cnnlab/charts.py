@@ -22,13 +22,14 @@ MAX_POINTS = 600  # per curve; a browser redrawing every second should not carry
 MAX_TILE_PIXELS = 2**24  # a tiled picture larger than this (4096x4096) is refused before it is drawn
 
 
-def training_curves(series: Sequence[tuple[str, Sequence[Progress], Sequence[Progress]]], lang: str = "en") -> go.Figure:
+def training_curves(series: Sequence[tuple[str, Sequence[Progress], Sequence[Progress]]], lang: str = "en",
+                    points: int = MAX_POINTS) -> go.Figure:
     """Accuracy and loss against epochs: a line per run for training (running mean over the epoch,
-    after every batch) and markers for validation (after every epoch)."""
+    after every batch, at most `points` of them) and markers for validation (after every epoch)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=(_t("accuracy_title", lang), _t("loss_title", lang)), horizontal_spacing=0.1)
     for i, (label, batches, epochs) in enumerate(series):
         colour = PALETTE[i % len(PALETTE)]
-        batches = _thin(list(batches))
+        batches = _thin(list(batches), points)
         x = [p.epoch - 1 + p.step / p.steps for p in batches]
         x_val = [float(p.epoch) for p in epochs]
         for col, train_key, val_key in ((1, "accuracy", "val_accuracy"), (2, "loss", "val_loss")):
@@ -110,10 +111,10 @@ def class_distribution(counts: Sequence[int], class_names: Sequence[str], lang: 
     return fig
 
 
-def _thin(points: list) -> list:
-    if len(points) <= MAX_POINTS:
+def _thin(points: list, most: int = MAX_POINTS) -> list:
+    if len(points) <= most:
         return points
-    keep = np.linspace(0, len(points) - 1, MAX_POINTS).round().astype(int)
+    keep = np.linspace(0, len(points) - 1, most).round().astype(int)
     return [points[i] for i in keep]
 
 

@@ -157,7 +157,7 @@ class BackgroundRun:
         self._max_seconds, self._abandoned_after = settings.max_run_seconds, settings.abandoned_after_seconds
         self.status, self.started = RUNNING, time.time()
         try:
-            self._check_memory()
+            self._check_memory(settings.memory_reserve_bytes)
             self.run = train(self.config, listener=self, stop=self._stop, data=self.data, resume=self.resume)
             if self.run.test_predictions is not None:
                 self.collapse = detect_collapse(self.run.test_predictions, self.run.class_names)
@@ -174,13 +174,13 @@ class BackgroundRun:
             self.finished = time.time()
             self.resume = None  # the earlier run's model is not held twice
 
-    def _check_memory(self) -> None:
+    def _check_memory(self, reserve_bytes: int) -> None:
         """When its turn comes, the run must still fit in what the server has free (other runs may
         have started since the learner pressed Start)."""
         from .cost import check_fits, estimate_cost
 
         n_train, n_test = (max(1, round(len(x) * self.config.sample)) for x in (self.data.x_train, self.data.x_test))
-        check_fits(estimate_cost(self.config, n_train, n_test), self.config, n_train, n_test)
+        check_fits(estimate_cost(self.config, n_train, n_test), self.config, n_train, n_test, reserve_bytes)
 
     @classmethod
     def finished_from(cls, run_id: int, run: Run, data: Dataset, label: str) -> "BackgroundRun":

@@ -7,6 +7,7 @@ import streamlit as st
 import cnnlab
 import cnnlab.errors
 import ui
+from cnnlab import controls
 from cnnlab.bundle import bundle_bytes
 from cnnlab.charts import learning_rate_curve, training_curves
 from cnnlab.cost import check_fits, estimate_cost
@@ -27,22 +28,30 @@ with st.sidebar:
     if recipe_name != "custom":
         st.caption(ui.t(f"recipes.{recipe_name}"))
     epochs = st.number_input(ui.t("train.epochs"), 1, 100, 3 if arch.name == "lenet5" else 1)
-    batch_size = st.select_slider(ui.t("train.batch_size"), [8, 16, 32, 64, 128, 256], value=base.batch_size)
+    batch_size = st.select_slider(ui.t("train.batch_size"), controls.BATCH_SIZES, value=base.batch_size)
     lr = st.number_input(ui.t("train.learning_rate"), 1e-6, 1.0, base.learning_rate, format="%g",
                          disabled=recipe_name != "custom", key=f"lr-{recipe_name}")
-    sample = st.slider(ui.t("train.sample"), 0.05, 1.0, 1.0 if arch.name == "lenet5" else 0.2, 0.05)
+    # The controls a memory refusal may change hold their values in Session State (see ui.apply).
+    keys = ui.adjustable_keys(arch)
+    steps_offered = controls.accumulation_steps(int(batch_size))
+    ui.seed_widgets({keys["sample"]: 1.0 if arch.name == "lenet5" else 0.2,
+                     keys["input_size"]: arch.input_size if arch.name == "lenet5" else max(arch.min_input_size, 64),
+                     keys["width"]: 1.0 if arch.name == "lenet5" or arch.fixed_width else 0.25,
+                     keys["accumulation_steps"]: 1}, offered={keys["accumulation_steps"]: steps_offered})
+    accumulation = st.select_slider(ui.t("train.accumulation"), steps_offered, key=keys["accumulation_steps"],
+                                    help=ui.t("train.accumulation_help"))
+    sample = st.slider(ui.t("train.sample"), controls.SAMPLES[0], controls.SAMPLES[-1], step=controls.STEP, key=keys["sample"])
     input_size = st.number_input(ui.t("train.input_size"), arch.min_input_size, cnnlab.architectures.MAX_INPUT_SIZE,
-                                 arch.input_size if arch.name == "lenet5" else max(arch.min_input_size, 64),
-                                 help=ui.t("train.input_size_help", paper=arch.input_size))
-    width = st.slider(ui.t("architecture.width"), 0.05, 1.0, 1.0 if arch.name == "lenet5" or arch.fixed_width else 0.25, 0.05,
-                      disabled=arch.fixed_width, key=f"train-width-{arch.name}")
+                                 key=keys["input_size"], help=ui.t("train.input_size_help", paper=arch.input_size))
+    width = st.slider(ui.t("architecture.width"), controls.WIDTHS[0], controls.WIDTHS[-1], step=controls.STEP,
+                      disabled=arch.fixed_width, key=keys["width"])
     knobs = ui.knob_inputs(arch, "train")
     seed = st.number_input(ui.t("train.seed"), 0, 2**31 - 1, 0)
 
 config = cnnlab.TrainConfig(
     cnnlab.ModelConfig(arch.name, input_size=int(input_size), width=width, knobs=knobs),
     recipe="seed" if recipe_name == "custom" else recipe_name, epochs=int(epochs), batch_size=int(batch_size),
-    learning_rate=float(lr), sample=sample, seed=int(seed))
+    learning_rate=float(lr), sample=sample, seed=int(seed), accumulation_steps=int(accumulation))
 try:
     config = config.resolved()
     data = ui.dataset(config.dataset)
@@ -67,20 +76,29 @@ with st.expander(ui.t("train.rate_header")):
 start_col, stop_col = st.columns([1, 1])
 if start_col.button(ui.t("train.start"), type="primary", disabled=active is not None, width="stretch"):
     try:
-        check_fits(cost, config, n_train, max(1, round(len(data.x_test) * sample)))
+        check_fits(cost, config, n_train, max(1, round(len(data.x_test) * sample)),
+                   ui.training_pool().settings.memory_reserve_bytes)
     except ValueError as problem:
         st.warning(ui.say(problem))
+        for i, suggestion in enumerate(getattr(problem, "suggestions", [])):  # each one click away
+            st.button(ui.t("train.use_this", option=ui.say(suggestion.text)), key=f"use-{i}", on_click=ui.apply,
+                      args=(keys, suggestion.changes))
     else:
         active = ui.start_run(config)
 if stop_col.button(ui.t("train.stop"), disabled=active is None, width="stretch"):
     active.stop()
 
 
-@st.fragment(run_every=1.0 if active is not None else None)
+watched = active.status if active is not None else None
+
+
+@st.fragment(run_every=ui.LIVE_EVERY_SECONDS.get(watched))
 def live():
     run = ui.active_run() or (ui.runs()[-1] if ui.runs() else None)
     if run is not None and run.active:
         run.touch()  # this tab is still open
+        if run.status != watched:
+            st.rerun()  # from waiting in line to training: the whole page, at the training pace
     if run is None:
         st.info(ui.t("train.choose_and_start"))
         return
@@ -94,8 +112,7 @@ def live():
                else ui.t("train.eta", duration=ui.duration(p.eta)))
         st.progress(p.fraction, text=ui.t("train.progress", run=ui.run_label(run), epoch=p.epoch, epochs=p.epochs,
                                           step=p.step, steps=p.steps, elapsed=ui.duration(p.elapsed), eta=eta))
-        st.plotly_chart(training_curves([(f"#{run.id}", run.batches, run.epochs)], lang=ui.language()),
-                        width="stretch", key=f"live-{run.id}")
+        st.plotly_chart(ui.live_curves(run), width="stretch", key=f"live-{run.id}")
         st.caption(ui.t("train.curves_note"))
     else:
         st.progress(0.0, text=ui.t("train.preparing", run=ui.run_label(run),

@@ -316,3 +316,29 @@ def test_the_sidebar_switch_holds_for_the_session():
 def test_the_catalogue_check_catches_a_string_written_into_a_page():
     at = AppTest.from_string('import streamlit as st\nst.title("CNN Lab")\nst.button("Start now")').run()
     assert [text for text in rendered_texts(at) if not from_the_catalogue(text, "en")] == ["Start now"]
+
+
+def test_a_memory_refusal_offers_settings_the_page_can_apply(monkeypatch):
+    import cnnlab.memory
+    import ui
+
+    monkeypatch.setattr(cnnlab.memory, "available_bytes", lambda *args: int(1.2 * 2**30))  # a small, busy server
+    started = []  # what Start would train: the check is the point here, not an AlexNet run on a CPU
+    monkeypatch.setattr(ui, "start_run", lambda config, **kwargs: started.append(config) or object())
+    at = no_exceptions(page("pages/3_Train.py").run())
+    at.sidebar.selectbox(key="train-arch").set_value("alexnet").run()
+    at.sidebar.number_input(key="train-input-alexnet").set_value(224)
+    at.sidebar.slider(key="train-width-alexnet").set_value(1.0)
+    no_exceptions(at.run())
+    button(at, "Start").click().run()
+    assert any("needs about" in w.value for w in at.warning) and not started
+    offers = [b for b in at.button if b.label.startswith("Use this")]
+    assert offers, "the refusal offers no setting to apply"
+    width_offer = next(b for b in offers if "width" in b.label)
+    no_exceptions(width_offer.click().run())
+    width = at.sidebar.slider(key="train-width-alexnet").value
+    assert width < 1.0 and round(width / 0.05, 6).is_integer()       # on the slider's own grid
+    assert f"width {width:g}" in width_offer.label
+    button(at, "Start").click().run()
+    assert not any("needs about" in w.value for w in at.warning), "the suggested setting was refused too"
+    assert started and started[0].model.width == width

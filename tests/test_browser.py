@@ -7,21 +7,15 @@ is classified. Screenshots of every page land in tests/artifacts/ (ignored by gi
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from cnnlab import load_dataset
+from tests.app_server import CHROMIUM, CHROMIUM_ARGS, app_server
 from tests.conftest import ROOT
 
-CHROMIUM = Path(os.environ.get("CNNLAB_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = ROOT / "tests" / "artifacts"
 PAGES = {"": "CNN Lab", "Architecture": "Architecture", "Data": "Data", "Train": "Train", "Predict": "Predict",
          "Evaluate": "Evaluate", "Inside": "Inside the network", "Your_image": "Your image", "Zoo": "Model zoo"}
@@ -31,43 +25,18 @@ pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A fresh `streamlit run` on a free loopback port, with empty weight and timing caches."""
-    port = free_port()
     caches = tmp_path_factory.mktemp("caches")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env=os.environ | {"KERAS_HOME": str(caches / "keras"), "CNNLAB_CACHE_DIR": str(caches / "cnnlab")})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("streamlit did not start within 60 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+    with app_server({"KERAS_HOME": str(caches / "keras"), "CNNLAB_CACHE_DIR": str(caches / "cnnlab")}) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
     with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 
