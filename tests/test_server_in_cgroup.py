@@ -1,0 +1,49 @@
+"""The server inside a real memory cgroup of 2,700 MB, as on a Community Cloud box, driven by Chromium.
+
+The guard must read the group's limit, not the machine's, and refuse a run that would not fit,
+instead of the kernel killing the server and every learner's session with it. Runs where this
+machine lets a test make a memory cgroup (root, a writable memory controller); skips otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.request
+
+import pytest
+
+from tests.app_server import CHROMIUM, CHROMIUM_ARGS, app_server
+from tests.cgroup_helpers import memory_cgroup
+
+playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (requirements-dev.txt)")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")]
+
+LIMIT_MB = 2700
+
+
+def test_a_run_too_big_for_the_servers_cgroup_is_refused_and_the_server_lives_on():
+    with memory_cgroup(LIMIT_MB) as group:
+        join = lambda: (group.path / "cgroup.procs").write_text(str(os.getpid()))  # noqa: E731
+        with app_server(preexec_fn=join) as (url, server), playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(90_000)
+            page.goto(f"{url}/Train")
+            page.wait_for_selector("h1")
+            page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").filter(has_text="Architecture").click()
+            page.get_by_role("option", name="VGG19", exact=True).click()
+            size = page.get_by_label("Input size", exact=True)
+            size.wait_for()
+            size.fill("224")      # VGG19 at 224 px, width 0.25: about 3.1 GB to train
+            size.press("Enter")
+            time.sleep(2)
+            page.get_by_role("button", name="Start", exact=True).click()
+            refusal = page.get_by_text("needs about", exact=False).first
+            refusal.wait_for()
+            text = refusal.inner_text()
+            browser.close()
+            assert "limit 2.6 GB" in text, text       # the group's limit, not the machine's 23 GB
+            assert server.poll() is None               # alive, and still serving
+            assert urllib.request.urlopen(f"{url}/_stcore/health", timeout=10).read() == b"ok"
