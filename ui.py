@@ -211,6 +211,13 @@ def seed_widgets(defaults: dict, offered: dict | None = None) -> None:
             st.session_state[key] = value
 
 
+def offer_suggestions(problem, arch: cnnlab.Architecture) -> None:
+    """A "Use this" button for each setting a memory refusal says would fit (cost.Suggestion)."""
+    for i, suggestion in enumerate(getattr(problem, "suggestions", [])):
+        st.button(t("train.use_this", option=say(suggestion.text)), key=f"use-{i}", on_click=apply,
+                  args=(adjustable_keys(arch), suggestion.changes))
+
+
 def apply(keys: dict[str, str], changes: dict) -> None:
     """A suggestion's "use this": its settings into the widgets, before the page draws them again."""
     for name, value in changes.items():

@@ -131,6 +131,9 @@ def _list(zf: zipfile.ZipFile, max_bytes: int) -> _Listing:
     run_info = zf.getinfo("run.json")
     if run_info.file_size > MAX_JSON_BYTES:
         raise LabError("bundle.unreadable", reason=f"run.json is {_mb(run_info.file_size)} MB")
+    if run_info.file_size > MAX_PACKING * max(run_info.compress_size, 1):  # the lab's own pack about 4:1
+        raise LabError("bundle.unreadable", reason=f"run.json unpacks to {_mb(run_info.file_size)} MB "
+                                                   f"from {run_info.compress_size:,} bytes")
     record = json.loads(zf.read(run_info).decode("utf-8"))
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise LabError("bundle.not_a_bundle", found="run.json without format " + repr(FORMAT))

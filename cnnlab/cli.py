@@ -14,6 +14,7 @@ written are refused before training starts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -200,10 +201,17 @@ def _run_and_save(config, out: Path, resume=None, devices=1, memory_check=True) 
     from .data import load_dataset
     from .training import RunInterrupted, save_run, train
 
-    data = load_dataset(config.dataset, config.source, config.data_path)  # fail now, not after an hour of training
-    if memory_check:
-        _check_memory(config, data, resume is None)
-    _check_writable(out)
+    created = not out.exists()
+    _check_writable(out)  # fail now, not after an hour of training
+    try:
+        data = load_dataset(config.dataset, config.source, config.data_path)
+        if memory_check:
+            _check_memory(config, data, resume is None)
+    except BaseException:
+        if created:  # nothing trained: leave no empty folder behind
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
     stop = threading.Event()
 
     def first_interrupt(*_):  # Ctrl-C: finish the batch, save, exit; a second Ctrl-C ends at once
@@ -244,7 +252,8 @@ def _check_memory(config, data, new_model: bool) -> None:
     n_train, n_test = (max(1, round(len(x) * config.sample)) for x in (data.x_train, data.x_test))
     cost = estimate_cost(config, n_train, n_test, macs_per_second=1.0)  # the time does not matter here
     try:
-        check_fits(cost, config, n_train, n_test, classroom_settings().memory_reserve_bytes)
+        # A continued run keeps its network and its sample: no setting to suggest, only to wait or skip the check.
+        check_fits(cost, config if new_model else None, n_train, n_test, classroom_settings().memory_reserve_bytes)
     except NotEnoughMemory as refused:
         options = [" ".join(f"{FLAGS[key]} {value:g}" for key, value in option.changes.items())
                    for option in refused.suggestions] if new_model else []

@@ -224,7 +224,7 @@ def suggestions(config: TrainConfig, n_train: int, n_test: int, free_bytes: int)
     found = []
     smallest = max(arch.min_input_size, 1)
     sizes = sorted({max(smallest, round(model.input_size * f)) for f in (0.75, 0.5, 0.35, 0.25)}, reverse=True)
-    sizes = [s for s in sizes if s < model.input_size]
+    sizes = [s for s in sizes if s < model.input_size and _accepts(replace(model, input_size=s))]
     widths = [] if arch.fixed_width else [w for w in reversed(controls.WIDTHS) if w < model.width]
     if hit := _mildest(sizes, lambda size: model_fits(input_size=size)):
         found.append(Suggestion(Text("errors.try_input", size=hit[0], gb=hit[1]), {"input_size": hit[0]}))
@@ -248,6 +248,16 @@ def suggestions(config: TrainConfig, n_train: int, n_test: int, free_bytes: int)
     if hit := _mildest(fractions, lambda fraction: fits(config, *drawn(fraction))):
         found.append(Suggestion(Text("errors.try_sample", images=drawn(hit[0])[0], gb=hit[1]), {"sample": hit[0]}))
     return found
+
+
+def _accepts(model) -> bool:
+    """Whether the network can be built at all with these settings (a transfer base has its own
+    smallest input, above the architecture's): the search below needs every candidate buildable."""
+    try:
+        layer_table(model)
+    except ValueError:
+        return False
+    return True
 
 
 def _mildest(candidates: list, fits) -> tuple | None:

@@ -14,6 +14,7 @@ right after decoding, so what follows works on a small image.
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import struct
@@ -33,6 +34,7 @@ from .errors import LabError, Text
 MAX_PIXELS = 25_000_000          # larger images are refused before they are decoded
 MAX_DECODED_BYTES = 3 * MAX_PIXELS  # an 8-bit RGB picture at MAX_PIXELS; 16-bit channels take twice the bytes
 WORK_SIDE = 512                  # larger pictures are worked on reduced, to no less than this (see _working_factor)
+WORK_PIXELS = 2**20              # ...and to no more pixels than this, whatever their shape
 MAX_BYTES = 10 * 2**20           # the app's upload limit too (.streamlit/config.toml)
 MAX_SIDE = 4096                  # the largest height or width a picture is turned into
 MNIST_BOX = 20                   # MNIST fits each digit in a 20x20 box of its 28x28 image
@@ -214,10 +216,14 @@ def _open(data: bytes, name):
 
 
 def _bits_per_pixel(image) -> int:
-    """What the decoder unpacks per pixel. Pillow shows a 16-bit colour PNG as "RGB", like an 8-bit
-    one; the raw mode of its tiles ("RGB;16B") tells that each channel takes two bytes."""
+    """What the decoder unpacks per pixel, or the mode it is then converted to for reducing
+    (`_reducible`: a palette picture becomes RGB(A), 16-bit grey 32-bit), whichever is more. Pillow
+    shows a 16-bit colour PNG as "RGB", like an 8-bit one; the raw mode of its tiles ("RGB;16B")
+    tells that each channel takes two bytes."""
     deep = any(";16" in str(tile[3]) for tile in image.tile)
-    return len(image.getbands()) * (16 if deep else 8)
+    decoded = len(image.getbands()) * (16 if deep else 8)
+    converted = {"P": 32 if "transparency" in image.info else 24, "I;16": 32, "I;16B": 32, "I;16L": 32}
+    return max(decoded, converted.get(image.mode, 0))
 
 
 def _working_factor(size: tuple[int, int], image_shape: tuple[int, int, int]) -> int:
@@ -225,7 +231,9 @@ def _working_factor(size: tuple[int, int], image_shape: tuple[int, int, int]) ->
     network's image, whose resizing then averages as it would over the whole picture, and never
     below WORK_SIDE, where a digit photographed small on its page is still many pixels tall."""
     need_w, need_h = max(2 * image_shape[1], WORK_SIDE), max(2 * image_shape[0], WORK_SIDE)
-    return max(1, min(size[0] // need_w, size[1] // need_h))
+    by_side = min(size[0] // need_w, size[1] // need_h)
+    by_pixels = math.ceil(math.sqrt(size[0] * size[1] / WORK_PIXELS))  # a long, narrow strip has a short side
+    return max(1, by_side, by_pixels)
 
 
 def _reducible(image):

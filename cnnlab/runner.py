@@ -113,6 +113,7 @@ class BackgroundRun:
         self.started: float | None = None
         self.finished: float | None = None
         self._stop = threading.Event()
+        self._admission: threading.Lock | None = None  # the pool's, held until this run's first batch
         self._max_seconds = None
         self._abandoned_after = None
         self.seen_at = time.monotonic()       # the last time the learner's browser asked about it
@@ -138,6 +139,7 @@ class BackgroundRun:
             self._stop.set()
 
     def on_batch(self, progress: Progress) -> None:
+        self._admitted()
         self.progress = progress
         self.batches.append(progress)
         self._check_limits()
@@ -153,9 +155,14 @@ class BackgroundRun:
             self.status_text = text
         self._check_limits()  # also while a transfer run computes its features
 
-    def _train(self, settings: PoolSettings) -> None:
+    def _train(self, settings: PoolSettings, admission: threading.Lock | None = None) -> None:
+        """Train in this thread. `admission`, the pool's, is held from the memory check to the first
+        batch: a run admitted a moment ago has not taken its memory yet, so the next waits for it."""
         self._max_seconds, self._abandoned_after = settings.max_run_seconds, settings.abandoned_after_seconds
         self.status, self.started = RUNNING, time.time()
+        if admission is not None:
+            admission.acquire()
+            self._admission = admission
         try:
             self._check_memory(settings.memory_reserve_bytes)
             self.run = train(self.config, listener=self, stop=self._stop, data=self.data, resume=self.resume)
@@ -171,8 +178,15 @@ class BackgroundRun:
         except Exception as error:  # the learner sees it; the server and other runs carry on
             self.error, self.status = f"{type(error).__name__}: {error}", FAILED
         finally:
+            self._admitted()
             self.finished = time.time()
             self.resume = None  # the earlier run's model is not held twice
+
+    def _admitted(self) -> None:
+        """The run has its memory (or has ended): the next run's check may see what is left."""
+        admission, self._admission = self._admission, None
+        if admission is not None:
+            admission.release()
 
     def _check_memory(self, reserve_bytes: int) -> None:
         """When its turn comes, the run must still fit in what the server has free (other runs may
@@ -180,7 +194,9 @@ class BackgroundRun:
         from .cost import check_fits, estimate_cost
 
         n_train, n_test = (max(1, round(len(x) * self.config.sample)) for x in (self.data.x_train, self.data.x_test))
-        check_fits(estimate_cost(self.config, n_train, n_test), self.config, n_train, n_test, reserve_bytes)
+        # A continued run keeps its network: there is no setting to suggest, only to wait.
+        check_fits(estimate_cost(self.config, n_train, n_test), self.config if self.resume is None else None,
+                   n_train, n_test, reserve_bytes)
 
     @classmethod
     def finished_from(cls, run_id: int, run: Run, data: Dataset, label: str) -> "BackgroundRun":
@@ -227,6 +243,7 @@ class TrainingPool:
         self._waiting: list[BackgroundRun] = []
         self._running = 0
         self._ids = itertools.count(1)
+        self._admission = threading.Lock()  # one memory check at a time, each until its run holds its memory
 
     def submit(self, config: TrainConfig, data: Dataset, label: str = "", resume: Run | None = None) -> BackgroundRun:
         """Queue a run and return at once; it trains as soon as a slot is free. `resume`: an
@@ -267,7 +284,7 @@ class TrainingPool:
             self._waiting.pop(0)
             self._running += 1
         try:
-            run._train(self.settings)
+            run._train(self.settings, self._admission)
         finally:
             with self._turn:
                 self._running -= 1

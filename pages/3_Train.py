@@ -80,9 +80,7 @@ if start_col.button(ui.t("train.start"), type="primary", disabled=active is not 
                    ui.training_pool().settings.memory_reserve_bytes)
     except ValueError as problem:
         st.warning(ui.say(problem))
-        for i, suggestion in enumerate(getattr(problem, "suggestions", [])):  # each one click away
-            st.button(ui.t("train.use_this", option=ui.say(suggestion.text)), key=f"use-{i}", on_click=ui.apply,
-                      args=(keys, suggestion.changes))
+        ui.offer_suggestions(problem, arch)
     else:
         active = ui.start_run(config)
 if stop_col.button(ui.t("train.stop"), disabled=active is None, width="stretch"):
@@ -131,6 +129,7 @@ last = ui.runs()[-1] if ui.runs() else None
 if last is not None and not last.active:
     if last.status == FAILED and last.run is None:
         st.error(ui.t("train.failed", error=ui.say(last.error)))
+        ui.offer_suggestions(last.error, cnnlab.get_architecture(last.config.model.arch))  # refused at its turn
     elif last.run is not None:
         result = last.run
         for note in result.notes:

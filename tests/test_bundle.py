@@ -305,3 +305,11 @@ def test_the_learning_rate_is_the_checked_setting_not_a_number_in_the_file(bundl
     slower = train(dataclasses.replace(back.config, epochs=1, learning_rate=1e-5, steps_per_epoch=2), data=mnist,
                    resume=back)
     assert float(slower.optimizer.learning_rate.numpy()) == pytest.approx(1e-5)
+
+
+def test_a_run_json_that_unpacks_far_beyond_its_packed_size_is_refused_before_it_is_parsed(bundle, monkeypatch):
+    files = members(bundle)
+    files["run.json"] = files["run.json"][:-1] + b" " * (4 * 2**20) + b"}"  # 4 MB of padding packs to a few KB
+    monkeypatch.setattr(json, "loads", lambda *a, **k: pytest.fail("run.json was parsed"))
+    with pytest.raises(LabError, match="unpacks"):
+        read_bundle(rezip(files), LIMIT)

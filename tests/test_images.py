@@ -70,10 +70,10 @@ def test_a_small_png_claiming_40_million_16_bit_pixels_is_refused_without_decodi
 
 
 def test_16_bit_colour_is_counted_at_its_decoded_size(never_decoded):
-    with pytest.raises(LabError, match=r"decodes to 114 MB \(5000x4000 pixels at 48 bits each\).*8 bits per channel") \
+    with pytest.raises(LabError, match=r"decodes to 114 MB \(5000x4000 pixels at 48 bits each\).*16 bits per channel") \
             as refused:
         read_image(png(5000, 4000, bits=16, colour=2), (32, 32, 3))  # 20 megapixels, but 6 bytes each
-    assert "채널당 8비트" in refused.value.in_language("ko")
+    assert "8비트로 저장" in refused.value.in_language("ko")
 
 
 def test_a_small_16_bit_colour_png_reads_as_its_colour():
@@ -142,3 +142,27 @@ def test_an_animated_png_is_read_from_its_first_frame():
     assert Image.open(io.BytesIO(animation)).n_frames == 3
     image = read_image(animation, (32, 32, 3))
     assert image[..., 0].min() > 240 and image[..., 1:].max() < 10
+
+
+def test_a_long_narrow_picture_is_worked_on_reduced_and_costs_a_few_megabytes():
+    pixels = np.full((1000, 24000), 255, np.uint8)  # 24 megapixels of white paper...
+    pixels[200:800, 11800:12200] = 0                # ...with one thick black stroke
+    strip = Image.fromarray(pixels)
+    encoded = io.BytesIO()
+    strip.save(encoded, format="PNG")
+    tracemalloc.start()
+    try:
+        image = read_image(encoded.getvalue(), (28, 28, 1), name="strip.png")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert image.shape == (28, 28, 1)
+    assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MB for a {len(encoded.getvalue()) // 1024} KB file"
+
+
+def test_a_palette_picture_counts_the_colours_it_is_converted_to():
+    from cnnlab.images import _bits_per_pixel
+
+    encoded = io.BytesIO()
+    Image.new("P", (8, 8)).save(encoded, format="PNG", transparency=0)
+    assert _bits_per_pixel(Image.open(encoded)) == 32  # only its header read, as the lab checks it

@@ -172,3 +172,26 @@ def test_collapse_is_one_class_taking_most_predictions():
     assert collapsed.class_name == "d" and collapsed.share == 1.0
     assert detect_collapse(np.arange(100) % 10, names) is None
     assert detect_collapse(np.array([], dtype=int), names) is None
+
+
+def test_a_second_run_is_checked_for_memory_only_once_the_first_holds_its_own(mnist, monkeypatch):
+    events = []
+    check, on_batch = BackgroundRun._check_memory, BackgroundRun.on_batch
+
+    def checking(self, reserve_bytes):
+        events.append(("check", self.id))
+        time.sleep(0.2)  # a check that takes a moment, so the other run's thread would overtake it
+        return check(self, reserve_bytes)
+
+    def batch(self, progress):
+        if not self.batches:
+            events.append(("first batch", self.id))
+        return on_batch(self, progress)
+
+    monkeypatch.setattr(BackgroundRun, "_check_memory", checking)
+    monkeypatch.setattr(BackgroundRun, "on_batch", batch)
+    pool = TrainingPool(PoolSettings(max_concurrent_runs=2))
+    a, b = pool.submit(quick(), mnist), pool.submit(quick(), mnist)
+    wait(a), wait(b)
+    first = events[0][1]
+    assert events[:2] == [("check", first), ("first batch", first)], events
