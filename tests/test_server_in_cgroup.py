@@ -34,10 +34,12 @@ def test_a_run_too_big_for_the_servers_cgroup_is_refused_and_the_server_lives_on
             page.wait_for_selector("h1")
             page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").filter(has_text="Architecture").click()
             page.get_by_role("option", name="VGG19", exact=True).click()
-            size = page.locator("[data-testid='stSidebar']").get_by_label("Input size", exact=True)
-            deadline = time.time() + 60
-            while size.count() != 1 and time.time() < deadline:  # the page redraws for VGG19's settings
-                time.sleep(0.3)
+            sidebar = page.locator("[data-testid='stSidebar']")
+            sidebar.get_by_text("weight_decay").wait_for()  # VGG19's own settings are drawn...
+            page.wait_for_function(  # ...and the run that drew them has ended
+                "() => !document.querySelector(\"[data-testid='stStatusWidget']\")"
+                " && !document.querySelector(\"[data-stale='true']\")", timeout=90_000)
+            size = sidebar.get_by_label("Input size", exact=True).last
             size.fill("224")      # VGG19 at 224 px, width 0.25: about 3.1 GB to train
             size.press("Enter")
             time.sleep(2)
