@@ -16,7 +16,8 @@ import cnnlab.errors
 import cnnlab.i18n
 import cnnlab.images
 import cnnlab.zoo
-from cnnlab.runner import FINISHED, QUEUED, RUNNING, BackgroundRun, TrainingPool, classroom_settings
+from cnnlab.classroom import classroom_settings
+from cnnlab.runner import BackgroundRun, RunStatus, TrainingPool
 
 
 def _keep_keras_state_between_reruns() -> None:
@@ -98,7 +99,7 @@ def _run_status() -> None:
         if not run.active:
             st.rerun()  # the whole page: a finished run's model appears where it was awaited
         run.touch()
-        if run.status == QUEUED:
+        if run.status == RunStatus.QUEUED:
             place = training_pool().place_in_line(run)
             state = t("runs.sidebar_queued", place=place) if place else t("runs.sidebar_preparing")
         else:
@@ -112,7 +113,7 @@ def _run_status() -> None:
 # How often a watching tab redraws its run. Every watching tab reruns its fragment on the server and
 # redraws its chart in the browser (often a phone): a place in line changes slowly; two seconds
 # keep a training run's curves live at half the cost of one (bench/class_load.py).
-LIVE_EVERY_SECONDS = {QUEUED: 5.0, RUNNING: 2.0}
+LIVE_EVERY_SECONDS = {RunStatus.QUEUED: 5.0, RunStatus.RUNNING: 2.0}
 LIVE_POINTS = 240  # per curve: a phone's chart is about 350 pixels wide, and draws the same line
 
 
@@ -245,7 +246,7 @@ def active_run() -> BackgroundRun | None:
 
 
 def finished_runs() -> list[BackgroundRun]:
-    return [run for run in runs() if run.status in FINISHED and run.run is not None]
+    return [run for run in runs() if run.status.finished and run.run is not None]
 
 
 def kept_runs() -> int:

@@ -32,9 +32,10 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from .architectures import ModelConfig, build_model, build_without_weights
+from . import memory
+from .architectures import ModelConfig, build_model, build_without_weights, get_architecture
 from .errors import LabError, Text
-from .training import History, Run, TrainConfig
+from .training import RECIPES, History, Run, TrainConfig, make_optimizer, one_cycle
 
 FORMAT, VERSION = "cnnlab-run", 1
 MAX_JSON_BYTES = 20 * 2**20        # a run.json holds a few thousand history rows at most
@@ -63,9 +64,10 @@ def bundle_bytes(run: Run) -> bytes:
 
 
 def _own_optimizer(run: Run) -> bool:
-    """The optimizer's state belongs in the bundle when it trained the whole model (for transfer
-    learning it trained a separate head, whose variables are not the model's)."""
-    return run.optimizer is not None and bool(run.optimizer.variables) and run.config.model.arch != "transfer"
+    """The optimizer's state belongs in the bundle when it trained the whole model (where only a new
+    head trains, on a frozen base's features, its variables are the head's, not the model's)."""
+    trained_whole = get_architecture(run.config.model.arch).head is None
+    return run.optimizer is not None and bool(run.optimizer.variables) and trained_whole
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ def read_bundle(data: bytes, max_bytes: int) -> Run:
     configuration, with the bundle's weights in it. Anything oversized, damaged, or not matching
     its own configuration is refused with a LabError that says which."""
     if not isinstance(data, (bytes, bytearray)):
-        raise ValueError(f"A bundle is the bytes of a .zip file. Received: {type(data).__name__}")
+        raise LabError("bundle.not_bytes", type=type(data).__name__)
     if len(data) > max_bytes:
         raise LabError("bundle.too_big", size=_mb(len(data)), limit=_mb(max_bytes))
     _check_directory(bytes(data[-(2**16 + 22 + 20):]))
@@ -150,8 +152,7 @@ def _checked_config(record: dict) -> tuple[TrainConfig, tuple[str, ...]]:
     config = TrainConfig.from_dict(record.get("config"))
     if config.model.raw_shape is None or config.model.classes is None:
         raise LabError("bundle.unreadable", reason="its configuration has no image shape or class count")
-    config = TrainConfig(**{**config.__dict__, "data_path": None, "source": "bundled"}).resolved()
-    config = dataclasses.replace(config, model=config.model.resolved())  # what the network is built from
+    config = dataclasses.replace(config, data_path=None, source="bundled").resolved()  # the model resolved too
     names = record.get("class_names")
     if (not isinstance(names, list) or len(names) != config.model.classes
             or not all(isinstance(n, str) and 0 < len(n) <= 100 for n in names)):
@@ -195,8 +196,6 @@ def _check_manifest(zf: zipfile.ZipFile, listing: _Listing, needed, max_bytes: i
 
 def _model_for(config: TrainConfig, weight_bytes: int) -> keras.Model:
     """The network, built only when it fits in memory with its weights being read in."""
-    from . import memory
-
     memory.require(2 * weight_bytes, Text("errors.bundle.what"))
     return build_model(config.model, load_weights=False)
 
@@ -284,8 +283,6 @@ def _metric(value) -> bool:
 
 def _optimizer(zf, members, model: keras.Model, config: TrainConfig):
     """The optimizer the run was training with, its state restored, ready for `train(resume=...)`."""
-    from .training import RECIPES, make_optimizer, one_cycle
-
     constant = RECIPES[config.recipe].schedule == "constant"
     optimizer = make_optimizer(config, one_cycle(config, 1))  # a scheduled rate, as the run had, keeps no variable
     optimizer.build(model.trainable_variables)

@@ -15,12 +15,27 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import signal
 import sys
 import tempfile
 import threading
 from pathlib import Path
+
+from .architectures import ModelConfig, list_architectures
+from .classroom import classroom_settings
+from .cost import check_fits, estimate_cost
+from .data import load_dataset
+from .datasets import DATASETS, SOURCES
+from .errors import LabError
+from .devices import join_processes, processes
+from .images import read_image
+from .inference import evaluate_file, load_trained, predict_proba, top_k
+from .layer_table import layer_table
+from .memory import NotEnoughMemory
+from .runs import bundle_of, read_run, save_run
+from .training import RECIPES, RunInterrupted, TrainConfig, train
 
 EXIT_USAGE = 2
 
@@ -45,19 +60,19 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, parser_class=_Parser, metavar="COMMAND")
 
     summary = commands.add_parser("summary", help="the layer table of an architecture")
-    summary.add_argument("arch")
+    summary.add_argument("arch", metavar="ARCH", help=f"one of: {', '.join(list_architectures())}")
     _model_options(summary)
     summary.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     summary.set_defaults(command=_summary)
 
     train = commands.add_parser("train", help="train an architecture and save the run")
-    train.add_argument("arch")
-    train.add_argument("--dataset", choices=("mnist", "cifar10"), help="default: the architecture's")
-    train.add_argument("--source", choices=("bundled", "full"), default="bundled",
+    train.add_argument("arch", metavar="ARCH", help=f"one of: {', '.join(list_architectures(trainable=True))}")
+    train.add_argument("--dataset", choices=list(DATASETS), help="default: the architecture's")
+    train.add_argument("--source", choices=SOURCES, default="bundled",
                        help="bundled: the 10%% sample shipped with CNN Lab; full: Keras's download")
     train.add_argument("--data", metavar="FILE.npz", help="an .npz in Keras's layout instead of --dataset")
     train.add_argument("--sample", type=float, metavar="F", help="fraction to draw, e.g. 0.1")
-    train.add_argument("--recipe", default="seed", help="seed (the lecture's), paper, stable or fast (one-cycle, 3 epochs)")
+    train.add_argument("--recipe", default="seed", help=f"one of: {', '.join(RECIPES)} (seed is the lecture's)")
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
     train.add_argument("--lr", type=float, help="learning rate; default: the recipe's")
@@ -120,13 +135,11 @@ def _devices(text: str):
 
 
 def _model_config(args):
-    from .architectures import ModelConfig
-
     knobs = {}
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--set takes KNOB=VALUE, such as activation=tanh. Received: {item!r}")
+            raise LabError("cli_set", item=repr(item))
         try:
             knobs[key] = float(value)
         except ValueError:
@@ -135,8 +148,6 @@ def _model_config(args):
 
 
 def _summary(args) -> int:
-    from .layer_table import layer_table
-
     table = layer_table(_model_config(args))
     if args.json:
         print(json.dumps(table.to_dict()))
@@ -170,8 +181,6 @@ def format_table(table) -> str:
 
 
 def _train(args) -> int:
-    from .training import TrainConfig
-
     config = TrainConfig(
         model=_model_config(args), dataset=args.dataset, source=args.source, data_path=args.data,
         sample=args.sample, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size,
@@ -181,26 +190,18 @@ def _train(args) -> int:
 
 
 def _continue(args) -> int:
-    import dataclasses
-
-    from .bundle import read_bundle
-    from .devices import join_processes, processes
-
-    path = Path(args.run)
-    bundle = path / "bundle.zip" if path.is_dir() else path
-    if not bundle.is_file():
-        raise FileNotFoundError(f"No run bundle at {bundle}. Give the bundle.zip or the directory `cnnlab train --out` wrote.")
+    bundle = bundle_of(args.run)
+    if bundle is None or not bundle.is_file():
+        raise FileNotFoundError(f"No run bundle at {bundle or args.run}. Give the bundle.zip or the directory "
+                                "`cnnlab train --out` wrote.")
     if processes() > 1 and args.devices == "all":
         join_processes()  # before reading the bundle builds a model: JAX joins the others before anything else
-    earlier = read_bundle(bundle.read_bytes(), max_bytes=bundle.stat().st_size)
+    earlier = read_run(bundle)
     config = dataclasses.replace(earlier.config, epochs=args.epochs, data_path=args.data).resolved()
     return _run_and_save(config, Path(args.out), resume=earlier, devices=args.devices, memory_check=args.memory_check)
 
 
 def _run_and_save(config, out: Path, resume=None, devices=1, memory_check=True) -> int:
-    from .data import load_dataset
-    from .training import RunInterrupted, save_run, train
-
     created = not out.exists()
     _check_writable(out)  # fail now, not after an hour of training
     try:
@@ -241,15 +242,9 @@ FLAGS = {"input_size": "--input-size", "width": "--width", "accumulation_steps":
 def _check_memory(config, data, new_model: bool) -> None:
     """The app's guard: refuse a run whose estimate does not fit in the memory left here, less the
     classroom's reserve, naming the options that would fit (a continued run keeps its model)."""
-    import dataclasses
-
-    from .cost import check_fits, estimate_cost
-    from .memory import NotEnoughMemory
-    from .runner import classroom_settings
-
     model = dataclasses.replace(config.model, raw_shape=data.image_shape, classes=data.num_classes)
     config = dataclasses.replace(config, model=model)
-    n_train, n_test = (max(1, round(len(x) * config.sample)) for x in (data.x_train, data.x_test))
+    n_train, n_test = data.sizes(config.sample)
     cost = estimate_cost(config, n_train, n_test, macs_per_second=1.0)  # the time does not matter here
     try:
         # A continued run keeps its network and its sample: no setting to suggest, only to wait or skip the check.
@@ -258,7 +253,7 @@ def _check_memory(config, data, new_model: bool) -> None:
         options = [" ".join(f"{FLAGS[key]} {value:g}" for key, value in option.changes.items())
                    for option in refused.suggestions] if new_model else []
         flags = f"On the command line: {' | '.join(options)}; or " if options else "Or "
-        raise ValueError(f"{refused} {flags}--no-memory-check to start anyway.") from None
+        raise LabError("cli_memory", refused=refused.text, flags=flags) from None
 
 
 def _check_writable(out: Path) -> None:
@@ -306,18 +301,13 @@ def _clock(seconds: float) -> str:
 
 
 def _evaluate(args) -> int:
-    from .inference import evaluate_file, load_trained
-
     print(json.dumps(evaluate_file(load_trained(args.model), args.data)))
     return 0
 
 
 def _predict(args) -> int:
-    from .images import read_image
-    from .inference import load_trained, predict_proba, top_k
-
     if args.top < 1:
-        raise ValueError(f"--top must be at least 1. Received: --top {args.top}")
+        raise LabError("cli_top", top=str(args.top))
     trained = load_trained(args.model)
     images = [read_image(path, trained.image_shape) for path in args.images]
     tops = top_k(predict_proba(trained.model, images), trained.class_names, args.top)

@@ -53,9 +53,12 @@ import time
 from dataclasses import dataclass, replace
 
 import numpy as np
+from keras import ops
 
-from . import controls
-from .architectures.transfer import HEAD
+from . import checks, controls, memory
+from .architectures import get_architecture
+from .classroom import classroom_settings
+from .data import sample_size
 from .errors import Text
 from .features import BATCH as FEATURE_BATCH
 from .layer_table import layer_table
@@ -86,12 +89,13 @@ def estimate_cost(config: TrainConfig, n_train: int, n_test: int = 0,
     """Peak memory and seconds per epoch for a resolved or unresolved TrainConfig on n_train images
     (and n_test validated at the end of each epoch); the module's docstring explains each part."""
     config = config.resolved()
-    n_train, n_test = _count(n_train, "n_train", 1), _count(n_test, "n_test", 0)
-    if macs_per_second is not None and (isinstance(macs_per_second, bool) or not isinstance(macs_per_second, (int, float))
-                                        or not math.isfinite(macs_per_second) or macs_per_second <= 0):
-        raise ValueError(f"macs_per_second must be a positive number. Received: macs_per_second={macs_per_second!r}")
+    n_train, n_test = checks.whole(n_train, "n_train", 1, 10**9), checks.whole(n_test, "n_test", 0, 10**9)
+    if macs_per_second is not None:
+        macs_per_second = checks.number(macs_per_second, "macs_per_second", 0, math.inf, above=True)
     table = layer_table(config.model)
-    frozen = [r for r in table.rows if config.model.arch == "transfer" and r.name not in HEAD]
+    arch = get_architecture(config.model.arch)
+    head = {layer.name for layer in arch.head(config.model)} if arch.head else None
+    frozen = [r for r in table.rows if head is not None and r.name not in head]  # a frozen base only runs forward
     trained = [r for r in table.rows if r not in frozen]
     micro = config.batch_size // config.accumulation_steps
     slots = {"adam": 2, "sgd": 1}[RECIPES[config.recipe].optimizer]
@@ -120,13 +124,6 @@ def estimate_cost(config: TrainConfig, n_train: int, n_test: int = 0,
     return CostEstimate(int(peak), seconds, steps, parts | {"images_per_epoch": trained_images}, once)
 
 
-def _count(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= 10**9:
-        raise ValueError(f"{name} must be a whole number of images from {low} to 1,000,000,000. "
-                         f"Received: {name}={value!r}")
-    return int(value)
-
-
 def _largest(rows, count: int) -> list[int]:
     """The `count` largest outputs, in values per image."""
     return sorted((r.activations for r in rows), reverse=True)[:count]
@@ -135,8 +132,6 @@ def _largest(rows, count: int) -> list[int]:
 @functools.cache
 def measured_macs_per_second() -> float:
     """This machine's speed on a typical convolution, measured once per process (about 0.2 s)."""
-    from keras import ops
-
     rng = np.random.default_rng(0)
     x = ops.convert_to_tensor(rng.random((8, 56, 56, 64), dtype=np.float32))
     kernel = ops.convert_to_tensor(rng.random((3, 3, 64, 64), dtype=np.float32))
@@ -154,13 +149,9 @@ def check_fits(cost: CostEstimate, config: TrainConfig | None = None, n_train: i
     """Refuse, with what to change, a run whose estimate and the classroom's reserve are more than
     this process may still use; the runtime is already loaded, so only the rest of the estimate has
     to fit. `reserve_bytes`: kept back for other learners' pages, uploads and imports; by default
-    the classroom's `memory_reserve_mb` (see `runner.classroom_settings`). Given the run's config,
+    the classroom's `memory_reserve_mb` (see `classroom.classroom_settings`). Given the run's config,
     the refusal names settings that would fit, and carries them as `error.suggestions`."""
-    from . import memory
-
     if reserve_bytes is None:
-        from .runner import classroom_settings
-
         reserve_bytes = classroom_settings().memory_reserve_bytes
     needed = cost.peak_bytes - cost.breakdown["runtime"]
     free = memory.available_bytes()
@@ -198,8 +189,6 @@ def suggestions(config: TrainConfig, n_train: int, n_test: int, free_bytes: int)
     that fits and one a learner can set on the Train page (`controls`): a smaller input, a smaller
     width, the same batch in smaller micro-batches (gradient accumulation: the same update), fewer
     training images. `n_train` and `n_test` are the images of the config's sample."""
-    from .architectures import get_architecture
-
     config = config.resolved()
     arch = get_architecture(config.model.arch)
 
@@ -219,7 +208,7 @@ def suggestions(config: TrainConfig, n_train: int, n_test: int, free_bytes: int)
 
     def drawn(fraction: float) -> tuple[int, int]:
         """The training and test images a sample of `fraction` of the whole sets draws."""
-        return tuple(max(1, round(n / config.sample * fraction)) for n in (n_train, n_test))
+        return tuple(sample_size(n / config.sample, fraction) for n in (n_train, n_test))
 
     found = []
     smallest = max(arch.min_input_size, 1)

@@ -16,88 +16,43 @@ kept, and its slot goes to the next in line. The settings come from `.streamlit/
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
-import tomllib
-from dataclasses import dataclass, fields
-from pathlib import Path
+from enum import StrEnum
 
+from .classroom import PoolSettings
+from .cost import check_fits, estimate_cost
 from .data import Dataset
 from .errors import LabError, Text
 from .inference import Collapse, detect_collapse
 from .training import Progress, Run, RunInterrupted, TrainConfig, train
 
-QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "failed"
-FINISHED = (DONE, STOPPED, FAILED)
+class RunStatus(StrEnum):
+    """Where a run stands; its text for a learner is "runs.status.<value>" in the catalogues."""
 
-
-@dataclass(frozen=True)
-class PoolSettings:
-    """How one server is shared by a class: `.streamlit/classroom.toml`, section [classroom]."""
-
-    max_concurrent_runs: int = 1            # runs training at the same time, server-wide
-    max_run_minutes: float = 30             # every run is stopped after this long, whatever its settings
-    abandoned_after_seconds: float = 180    # a run whose browser tab has not been seen this long is stopped
-    max_bundle_mb: int = 200                # the largest run bundle a learner may upload
-    kept_runs: int = 5                      # finished runs kept per browser session (each holds a model)
-    memory_reserve_mb: int = 400            # kept free when a run is admitted: other learners' pages, uploads, imports
-
-    def __post_init__(self):
-        limits = {"max_concurrent_runs": (1, 64), "max_run_minutes": (0.001, 24 * 60),
-                  "abandoned_after_seconds": (0.001, 24 * 3600), "max_bundle_mb": (1, 4096), "kept_runs": (1, 100),
-                  "memory_reserve_mb": (0, 64 * 1024)}
-        for name, (low, high) in limits.items():
-            value = getattr(self, name)
-            whole = name in ("max_concurrent_runs", "max_bundle_mb", "kept_runs", "memory_reserve_mb")
-            if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or not low <= value <= high:
-                raise ValueError(f"classroom setting {name} must be {'a whole number' if whole else 'a number'} "
-                                 f"from {low:g} to {high:g}. Received: {name}={value!r}")
+    QUEUED = "queued"      # waiting in line for a slot
+    RUNNING = "running"    # preparing or training
+    DONE = "done"
+    STOPPED = "stopped"    # asked to stop, by the learner or a limit: what it learnt so far is kept
+    FAILED = "failed"      # refused at its turn, or interrupted by an error
 
     @property
-    def max_run_seconds(self) -> float:
-        return self.max_run_minutes * 60
+    def active(self) -> bool:
+        return self in (RunStatus.QUEUED, RunStatus.RUNNING)
 
     @property
-    def max_bundle_bytes(self) -> int:
-        return self.max_bundle_mb * 2**20
-
-    @property
-    def memory_reserve_bytes(self) -> int:
-        return self.memory_reserve_mb * 2**20
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> "PoolSettings":
-        """The [classroom] section of a TOML file; a missing file means the defaults."""
-        path = Path(path)
-        if not path.exists():
-            return cls()
-        try:
-            section = tomllib.loads(path.read_text(encoding="utf-8")).get("classroom", {})
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(f"{path} is not valid TOML: {error}") from None
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown classroom setting {unknown[0]!r}; known: {', '.join(sorted(known))}.")
-        return cls(**section)
-
-
-CLASSROOM = Path(__file__).resolve().parents[1] / ".streamlit" / "classroom.toml"
-
-
-def classroom_settings() -> PoolSettings:
-    """The classroom's settings, for the app and the command line alike: the file CNNLAB_CLASSROOM
-    names, else the `.streamlit/classroom.toml` beside the package, else the defaults."""
-    return PoolSettings.from_file(os.environ.get("CNNLAB_CLASSROOM") or CLASSROOM)
+    def finished(self) -> bool:
+        return not self.active
 
 
 class BackgroundRun:
     """One learner's run: a Listener that records everything a page needs to redraw."""
 
-    def __init__(self, run_id: int, config: TrainConfig, data: Dataset, label: str, resume: Run | None = None):
+    def __init__(self, run_id: int, config: TrainConfig, data: Dataset, label: str, resume: Run | None = None,
+                 settings: PoolSettings = PoolSettings()):
         self.id, self.config, self.data, self.label, self.resume = run_id, config, data, label, resume
-        self.status = QUEUED
+        self.settings = settings              # the classroom's limits: wall time, abandoned tabs, memory reserve
+        self.status = RunStatus.QUEUED
         self.progress: Progress | None = None
         self.batches: list[Progress] = []     # after every batch: the live curves
         self.epochs: list[Progress] = []      # after every epoch, with validation
@@ -114,24 +69,28 @@ class BackgroundRun:
         self.finished: float | None = None
         self._stop = threading.Event()
         self._admission: threading.Lock | None = None  # the pool's, held until this run's first batch
-        self._max_seconds = None
-        self._abandoned_after = None
         self.seen_at = time.monotonic()       # the last time the learner's browser asked about it
 
     @property
     def active(self) -> bool:
-        return self.status in (QUEUED, RUNNING)
+        return self.status.active
 
     def touch(self) -> None:
         """The learner's page is still open: every page calls this while the run is active."""
         self.seen_at = time.monotonic()
 
-    def _check_limits(self) -> None:
-        """Stop a run past the maximum wall time, or whose learner's tab has gone quiet."""
-        if self._max_seconds is not None and self.started and time.time() - self.started > self._max_seconds:
-            self.stop(Text("runs.stopped_time_limit", minutes=f"{self._max_seconds / 60:g}"))
-        if self._abandoned_after is not None and time.monotonic() - self.seen_at > self._abandoned_after:
-            self.stop(Text("runs.stopped_abandoned", seconds=f"{self._abandoned_after:g}"))
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def check_limits(self) -> None:
+        """Stop a run past the maximum wall time, or whose learner's tab has gone quiet (also while
+        it waits in line)."""
+        limit, quiet = self.settings.max_run_seconds, self.settings.abandoned_after_seconds
+        if self.started and time.time() - self.started > limit:
+            self.stop(Text("runs.stopped_time_limit", minutes=f"{limit / 60:g}"))
+        if time.monotonic() - self.seen_at > quiet:
+            self.stop(Text("runs.stopped_abandoned", seconds=f"{quiet:g}"))
 
     def stop(self, reason: Text = Text("runs.stopped_by_learner")) -> None:
         if self.active and not self._stop.is_set():
@@ -142,7 +101,7 @@ class BackgroundRun:
         self._admitted()
         self.progress = progress
         self.batches.append(progress)
-        self._check_limits()
+        self.check_limits()
 
     def on_epoch(self, progress: Progress) -> None:
         self.progress = progress
@@ -153,30 +112,33 @@ class BackgroundRun:
             self.notes.append(text)
         else:
             self.status_text = text
-        self._check_limits()  # also while a transfer run computes its features
+        self.check_limits()  # also while a frozen base computes its features
 
-    def _train(self, settings: PoolSettings, admission: threading.Lock | None = None) -> None:
+    def withdraw(self) -> None:
+        """Leave the line before training, as asked: stopped, having learnt nothing."""
+        self.status, self.finished = RunStatus.STOPPED, time.time()
+
+    def train_here(self, admission: threading.Lock | None = None) -> None:
         """Train in this thread. `admission`, the pool's, is held from the memory check to the first
         batch: a run admitted a moment ago has not taken its memory yet, so the next waits for it."""
-        self._max_seconds, self._abandoned_after = settings.max_run_seconds, settings.abandoned_after_seconds
-        self.status, self.started = RUNNING, time.time()
+        self.status, self.started = RunStatus.RUNNING, time.time()
         if admission is not None:
             admission.acquire()
             self._admission = admission
         try:
-            self._check_memory(settings.memory_reserve_bytes)
+            self._check_memory(self.settings.memory_reserve_bytes)
             self.run = train(self.config, listener=self, stop=self._stop, data=self.data, resume=self.resume)
             if self.run.test_predictions is not None:
                 self.collapse = detect_collapse(self.run.test_predictions, self.run.class_names)
-            self.status = STOPPED if self.run.stopped else DONE
+            self.status = RunStatus.STOPPED if self.run.stopped else RunStatus.DONE
         except RunInterrupted as interrupted:  # its model and history so far are kept
             cause = interrupted.run.error
-            self.run, self.status = interrupted.run, FAILED
+            self.run, self.status = interrupted.run, RunStatus.FAILED
             self.error = cause if isinstance(cause, LabError) else f"{type(cause).__name__}: {cause}"
         except ValueError as error:  # a learner's error (LabError): shown in the learner's language
-            self.error, self.status = error, FAILED
+            self.error, self.status = error, RunStatus.FAILED
         except Exception as error:  # the learner sees it; the server and other runs carry on
-            self.error, self.status = f"{type(error).__name__}: {error}", FAILED
+            self.error, self.status = f"{type(error).__name__}: {error}", RunStatus.FAILED
         finally:
             self._admitted()
             self.finished = time.time()
@@ -191,18 +153,16 @@ class BackgroundRun:
     def _check_memory(self, reserve_bytes: int) -> None:
         """When its turn comes, the run must still fit in what the server has free (other runs may
         have started since the learner pressed Start)."""
-        from .cost import check_fits, estimate_cost
-
-        n_train, n_test = (max(1, round(len(x) * self.config.sample)) for x in (self.data.x_train, self.data.x_test))
+        n_train, n_test = self.data.sizes(self.config.sample)
         # A continued run keeps its network: there is no setting to suggest, only to wait.
         check_fits(estimate_cost(self.config, n_train, n_test), self.config if self.resume is None else None,
                    n_train, n_test, reserve_bytes)
 
     @classmethod
-    def finished_from(cls, run_id: int, run: Run, data: Dataset, label: str) -> "BackgroundRun":
+    def finished_from(cls, run_id: int, run: Run, data: Dataset, label: str) -> BackgroundRun:
         """A run that did not train here (uploaded as a bundle), shown like any finished run."""
         background = cls(run_id, run.config, data, label)
-        background.run, background.status = run, STOPPED if run.stopped else DONE
+        background.run, background.status = run, RunStatus.STOPPED if run.stopped else RunStatus.DONE
         background.batches, background.epochs = curves(run)
         background.batches_before = len(background.batches)
         if run.stopped:
@@ -249,7 +209,7 @@ class TrainingPool:
         """Queue a run and return at once; it trains as soon as a slot is free. `resume`: an
         earlier run of the same model to continue from."""
         config = config.resolved()
-        run = BackgroundRun(next(self._ids), config, data, label or config.model.arch, resume)
+        run = BackgroundRun(next(self._ids), config, data, label or config.model.arch, resume, self.settings)
         with self._turn:
             self._waiting.append(run)
         threading.Thread(target=self._work, args=(run,), name=f"cnnlab-run-{run.id}", daemon=True).start()
@@ -271,11 +231,10 @@ class TrainingPool:
     def _work(self, run: BackgroundRun) -> None:
         with self._turn:
             while True:
-                run._abandoned_after = self.settings.abandoned_after_seconds
-                run._check_limits()  # a tab closed while its run waited in line
-                if run._stop.is_set():  # stopped while still in line
+                run.check_limits()  # a tab closed while its run waited in line
+                if run.stop_requested:
                     self._waiting.remove(run)
-                    run.status, run.finished = STOPPED, time.time()
+                    run.withdraw()
                     self._turn.notify_all()
                     return
                 if self._waiting[0] is run and self._running < self.settings.max_concurrent_runs:
@@ -284,7 +243,7 @@ class TrainingPool:
             self._waiting.pop(0)
             self._running += 1
         try:
-            run._train(self.settings, self._admission)
+            run.train_here(self._admission)
         finally:
             with self._turn:
                 self._running -= 1

@@ -11,7 +11,6 @@ import contextlib
 import csv
 import dataclasses
 import io
-import json
 import math
 import threading
 import time
@@ -22,9 +21,10 @@ from typing import Protocol
 import keras
 import numpy as np
 
-from .architectures import ModelConfig, build_model, get_architecture
-from .architectures.transfer import HEAD, head_layers
-from .data import DATASETS, SOURCES, Dataset, check_fraction, load_dataset
+from . import checks
+from .architectures import Architecture, ModelConfig, build_model, get_architecture, list_architectures
+from .data import Dataset, load_dataset
+from .datasets import DATASETS, SOURCES
 from .devices import (check_batch, choose, data_parallel, local_value, padded, process_index, processes,
                       undistributed)
 from .errors import LabError, Text
@@ -97,57 +97,54 @@ class TrainConfig:
     accumulation_steps: int = 1        # split each batch into this many micro-batches, same update
     seed: int = 0
 
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
+        """A copy with every default filled in and every value checked, its model resolved too:
+        its input size, width and settings are checked now, before any data is loaded."""
         if not isinstance(self.model, ModelConfig):
-            raise ValueError(f"A training run needs a ModelConfig, such as ModelConfig('lenet5'). "
-                             f"Received: model={self.model!r}")
+            raise LabError("needs_model_config", value=checks.shown(self.model))
         arch = get_architecture(self.model.arch)
         if not arch.trainable:
-            what = ("Keras's ImageNet classifier, shown and used for photos here, not trained" if arch.application
-                    else "a feature extractor with no classifier to train")
-            raise ValueError(f"{arch.name} is {what}; train lenet5, alexnet or vgg19, or transfer (a new head on "
-                             "a frozen pretrained base).")
+            raise LabError("not_trainable", name=arch.name,
+                           what=Text("errors.what_zoo" if arch.zoo else "errors.what_features"),
+                           names=", ".join(list_architectures(trainable=True)))
         recipe = get_recipe(self.recipe)
-        epochs = _whole(self.epochs if self.epochs is not None else recipe.epochs, "epochs", 1, 1000)
-        batch = _whole(self.batch_size if self.batch_size is not None else recipe.batch_size, "batch_size", 1, 4096)
-        accumulation = _whole(self.accumulation_steps, "accumulation_steps", 1, batch)
+        epochs = checks.whole(self.epochs if self.epochs is not None else recipe.epochs, "epochs", 1, 1000)
+        batch = checks.whole(self.batch_size if self.batch_size is not None else recipe.batch_size, "batch_size", 1,
+                             4096)
+        accumulation = checks.whole(self.accumulation_steps, "accumulation_steps", 1, batch)
         if batch % accumulation:
-            raise ValueError(f"batch_size {batch} does not split into {accumulation} equal micro-batches; "
-                             f"choose accumulation_steps that divides it (for 128: 2, 4, 8, ...).")
-        lr = self.learning_rate if self.learning_rate is not None else recipe.learning_rate
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:
-            raise ValueError(f"learning_rate must be a number above 0 and at most 10, such as 0.001. "
-                             f"Received: learning_rate={lr!r}")
-        steps = None if self.steps_per_epoch is None else _whole(self.steps_per_epoch, "steps_per_epoch", 1, 10**6)
-        self.model.resolved()  # its input size, width and settings are checked now, before any data is loaded
-        if self.dataset is not None and (not isinstance(self.dataset, str) or self.dataset not in DATASETS):
-            raise ValueError(f"Unknown dataset {self.dataset!r}. Choose one of: {', '.join(DATASETS)}.")
-        if not isinstance(self.source, str) or self.source not in SOURCES:
-            raise ValueError(f"source must be 'bundled' (the sample shipped with CNN Lab) or 'full' (Keras's "
-                             f"download). Received: source={self.source!r}")
+            raise LabError("accumulation_split", batch=str(batch), steps=str(accumulation))
+        lr = checks.number(self.learning_rate if self.learning_rate is not None else recipe.learning_rate,
+                           "learning_rate", 0, 10, above=True)
+        steps = None if self.steps_per_epoch is None else checks.whole(self.steps_per_epoch, "steps_per_epoch", 1,
+                                                                        10**6)
+        model = self.model.resolved()
+        if self.dataset is not None:
+            checks.choice(self.dataset, "dataset", DATASETS)
+        checks.choice(self.source, "source", SOURCES)
         if self.data_path is not None and not isinstance(self.data_path, (str, Path)):
-            raise ValueError(f"data_path must be the path of an .npz file. Received: data_path={self.data_path!r}")
+            raise LabError("data_path", value=checks.shown(self.data_path))
         sample = self.sample
         if sample is None:
             sample = arch.lecture_sample if (self.source == "full" and self.data_path is None) else 1.0
         return dataclasses.replace(
-            self, dataset=self.dataset or arch.dataset, recipe=recipe.name, epochs=epochs, batch_size=batch,
-            learning_rate=float(lr), steps_per_epoch=steps, accumulation_steps=accumulation,
-            sample=check_fraction(sample), seed=_whole(self.seed, "seed", 0, 2**31 - 1))
+            self, model=model, dataset=self.dataset or arch.dataset, recipe=recipe.name, epochs=epochs,
+            batch_size=batch, learning_rate=lr, steps_per_epoch=steps, accumulation_steps=accumulation,
+            sample=checks.fraction(sample, "sample"), seed=checks.whole(self.seed, "seed", 0, 2**31 - 1))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data) -> "TrainConfig":
+    def from_dict(cls, data) -> TrainConfig:
         """The inverse of to_dict, refusing any setting it does not know (a saved run's file is not trusted)."""
         if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
-            raise ValueError("A run's configuration must be an object with a model. Received: "
-                             f"{type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+            raise LabError("run_config", type=type(data).__name__)
+        names = sorted(f.name for f in dataclasses.fields(cls))
+        unknown = sorted(set(data) - set(names))
         if unknown:
-            raise ValueError(f"Unknown training setting {unknown[0]!r}; expected only: {', '.join(sorted(names))}.")
+            raise LabError("unknown_setting", what=Text("errors.setting_training"), name=repr(unknown[0]),
+                           names=", ".join(names))
         return cls(**{**data, "model": ModelConfig.from_dict(data["model"])})
 
 
@@ -250,7 +247,7 @@ def get_recipe(name: str) -> Recipe:
     try:
         return RECIPES[name]
     except (KeyError, TypeError):
-        raise ValueError(f"Unknown recipe {name!r}. Choose one of: {', '.join(RECIPES)}.") from None
+        raise LabError("unknown_recipe", name=checks.shown(name), names=", ".join(RECIPES)) from None
 
 
 def one_cycle(config: TrainConfig, updates: int) -> OneCycle | None:
@@ -284,35 +281,58 @@ def train(config: TrainConfig, listener: Listener | None = None, stop: threading
     An error during training raises RunInterrupted, which carries the partial run.
     """
     config = config.resolved()
-    if processes() > 1 and config.model.arch == "transfer":
-        raise ValueError("Transfer learning trains a small head on features computed once; train it on one machine "
-                         "(unset KERAS_DISTRIBUTION_NUM_PROCESSES).")
+    if processes() > 1 and get_architecture(config.model.arch).head is not None:
+        raise LabError("head_on_one_machine")
     chosen = [] if devices == 1 and processes() == 1 else choose(devices)
     if len(chosen) > 1:
         check_batch(config.batch_size // config.accumulation_steps, chosen)
     with data_parallel(chosen):
-        return _train(config, listener, stop, data, evaluate_when_stopped, resume, max(1, len(chosen)))
+        return _train(config, listener, stop or threading.Event(), data, evaluate_when_stopped, resume,
+                      max(1, len(chosen)))
 
 
-def _train(config: TrainConfig, listener, stop, data, evaluate_when_stopped, resume, replicas: int = 1) -> Run:
+def _train(config: TrainConfig, listener, stop: threading.Event, data, evaluate_when_stopped, resume,
+           replicas: int = 1) -> Run:
+    """A run, in six steps."""
+    data = _data(config, data, replicas)
+    config, model, notes = _model(config, data, resume)
+    run = _record(config, model, data, notes, resume)
+    for note in notes:
+        _note(listener, note)
+    try:
+        inputs = _inputs(run, data, listener, stop, resume)
+    except Stopped:  # while a frozen base computed its features: nothing trained yet
+        run.stopped = True
+        return run
+    bridge = _fit(run, inputs, data, listener, stop, resume)
+    return _finish(run, inputs, bridge, data, evaluate_when_stopped)
+
+
+def _data(config: TrainConfig, data: Dataset | None, replicas: int) -> Dataset:
+    """1. Data: the run's sample, cut so that every device takes an equal slice of every batch, the last too."""
     if data is None:
         data = load_dataset(config.dataset, config.source, config.data_path)
     data = data.sample(config.sample, seed=config.seed)
-    if replicas > 1 and len(data.x_train) % replicas:  # every device takes an equal slice of every batch, the last too
+    if replicas > 1 and len(data.x_train) % replicas:
         keep = len(data.x_train) - len(data.x_train) % replicas
         data = dataclasses.replace(data, x_train=data.x_train[:keep], y_train=data.y_train[:keep])
+    return data
 
+
+def _model(config: TrainConfig, data: Dataset, resume: Run | None) -> tuple[TrainConfig, keras.Model, list[Text]]:
+    """2. Model: the network for this data's images and classes, with the weights of the run it
+    continues. Offline, a network on a frozen ImageNet base falls back to a random base: it still
+    shows the whole method (the note says so)."""
     keras.utils.set_random_seed(config.seed)
     model_config = dataclasses.replace(config.model, raw_shape=data.image_shape, classes=data.num_classes)
     config = dataclasses.replace(config, model=model_config.resolved())
     if resume is not None and resume.config.model != config.model:
-        raise ValueError("A run can only continue with the same model, input size, width, settings and data as "
-                         f"before. Before: {resume.config.model}; now: {config.model}")
+        raise LabError("continue_same_model", before=str(resume.config.model), now=str(config.model))
     notes = []
     try:
         model = build_model(config.model, load_weights=resume is None)
-    except WeightsUnavailable as missing:  # offline: a random base still shows the whole method
-        if config.model.arch != "transfer":
+    except WeightsUnavailable as missing:
+        if not get_architecture(config.model.arch).base_knob:
             raise
         config = _with_knob(config, "weights", "random")
         notes.append(Text("notes.random_base", missing=missing))
@@ -320,35 +340,55 @@ def _train(config: TrainConfig, listener, stop, data, evaluate_when_stopped, res
         model = build_model(config.model)
     if resume is not None:
         model.set_weights(resume.model.get_weights())
-    stop = stop or threading.Event()
-    for note in notes:
-        _note(listener, note)
+    return config, model, notes
+
+
+def _record(config: TrainConfig, model: keras.Model, data: Dataset, notes: list[Text], resume: Run | None) -> Run:
+    """3. Run record: what the run is and what it learns, carrying on the curves of the run it continues
+    (a half-done last epoch starts again)."""
     run = Run(config, model, History(), data.class_names,
               {"name": data.name, "source": data.source, "image_shape": list(data.image_shape),
                "n_train": int(len(data.x_train)), "n_test": int(len(data.x_test))}, notes=notes)
-    if resume is not None:  # the earlier curves carry on; a half-done last epoch starts again
+    if resume is not None:
         run.history.epochs = [dict(e) for e in resume.history.epochs]
         run.history.batches = [dict(b) for b in resume.history.batches if b["epoch"] <= resume.epochs_completed]
         run.seen_before = run.history.batches[-1]["seen"] if run.history.batches else 0
-    if config.model.arch == "transfer":
-        try:
-            x_train, x_test, trained = _transfer_inputs(run, data, listener, stop)
-        except Stopped:
-            run.stopped = True
-            return run
-        if resume is not None:  # the head learnt so far, its normalisation included
-            for name in HEAD:
-                trained.get_layer(name).set_weights(model.get_layer(name).get_weights())
-            trained.get_layer(HEAD[0]).finalize_state()
-    else:
-        x_train, x_test, trained = data.x_train, data.x_test, model
-    arch = get_architecture(config.model.arch)
-    one_hot = arch.labels == "one-hot"  # LeNet's lecture code one-hot encodes and uses categorical CE
+    return run
+
+
+@dataclass
+class _Inputs:
+    """What `fit` trains and reads: the whole network on images, or only its head on a frozen base's features."""
+
+    trained: keras.Model
+    x_train: np.ndarray
+    x_test: np.ndarray
+
+
+def _inputs(run: Run, data: Dataset, listener, stop: threading.Event, resume: Run | None) -> _Inputs:
+    """4. Inputs: the images, or, where only a head trains, the frozen base's features of them
+    (computed once, then cached) and the head alone, with what it learnt in the run it continues."""
+    arch = get_architecture(run.config.model.arch)
+    if arch.head is None:
+        return _Inputs(run.model, data.x_train, data.x_test)
+    inputs = _head_inputs(run, arch, data, listener, stop)
+    if resume is not None:  # the head learnt so far, its normalisation included
+        _copy_head(run.model, inputs.trained, arch, run.config.model)
+    return inputs
+
+
+def _fit(run: Run, inputs: _Inputs, data: Dataset, listener, stop: threading.Event, resume: Run | None) -> _Bridge:
+    """5. Fit: the recipe's optimizer and loss, the labels in the lecture's format, each process's share
+    of every batch, and the optimizer's state carried on from the run it continues. A fault mid-run
+    raises RunInterrupted with the run so far."""
+    config, trained = run.config, inputs.trained
+    one_hot = get_architecture(config.model.arch).labels == "one-hot"  # LeNet's lecture code: categorical CE
     micro_batch, steps, full_steps = _batches(config, len(data.x_train))
     cycle = one_cycle(config, config.epochs * steps)
     trained.compile(optimizer=make_optimizer(config, cycle),
                     loss="categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy",
                     metrics=["accuracy"])
+    x_train = inputs.x_train
     y_train = keras.utils.to_categorical(data.y_train, data.num_classes) if one_hot else data.y_train
     feed = micro_batch // processes()  # across processes, each one feeds its own share of every batch
     if processes() > 1:
@@ -360,31 +400,46 @@ def _train(config: TrainConfig, listener, stop, data, evaluate_when_stopped, res
         _continue_optimizer(trained, resume.optimizer)
         if cycle is not None and trained.optimizer.built:  # this run's cycle starts where the count carried on
             cycle.start = _micro_batches(trained.optimizer)
-    bridge = _Bridge(run, listener, stop, steps, micro_batch, len(data.x_train), (x_test, data.y_test), initial_epoch)
+    bridge = _Bridge(run, listener, stop, steps, micro_batch, len(data.x_train), (inputs.x_test, data.y_test),
+                     initial_epoch)
     start = time.perf_counter()
     try:
         trained.fit(x_train, y_train, batch_size=feed, epochs=initial_epoch + config.epochs,
                     initial_epoch=initial_epoch, steps_per_epoch=steps if steps < full_steps else None, shuffle=True,
                     verbose=0, callbacks=[bridge])
-    except Exception as error:  # a fault mid-run: keep what was learnt, say what happened
+    except Exception as error:  # keep what was learnt, say what happened
         run.train_seconds, run.stopped = time.perf_counter() - start, True
         run.error = LabError("run.out_of_memory") if out_of_memory(error) else error
-        _give_head_to_model(model, trained)
-        if processes() > 1:
-            run.model, run.optimizer = _local_copy(model, config)
+        _settle(run, inputs)
         raise RunInterrupted(run, run.error) from error
     run.train_seconds = time.perf_counter() - start
     run.stopped = bridge.stopped
-    _give_head_to_model(model, trained)
-    if processes() > 1:  # its arrays span the processes: keep this process's copy, to evaluate and save
-        run.model, run.optimizer = _local_copy(model, config)
-        trained = run.model
+    return bridge
+
+
+def _finish(run: Run, inputs: _Inputs, bridge: _Bridge, data: Dataset, evaluate_when_stopped: bool) -> Run:
+    """6. Finish: the whole network gets what trained, and the test score: the last epoch's, or, for a
+    run stopped mid-epoch, one evaluation of the model as it stands."""
+    trained = _settle(run, inputs)
     if bridge.last_evaluation is not None and not run.stopped:
         run.test_loss, run.test_accuracy, run.test_predictions = bridge.last_evaluation
     elif evaluate_when_stopped:
         run.test_loss, run.test_accuracy, run.test_predictions = evaluate_predictions(
-            trained, x_test, data.y_test, micro_batch)
+            trained, inputs.x_test, data.y_test, bridge.micro_batch)
     return run
+
+
+def _settle(run: Run, inputs: _Inputs) -> keras.Model:
+    """The trained head's weights into the whole network, and, for a run across processes (its arrays
+    span them), this process's own copy of model and optimizer, to evaluate and save. Returns the
+    model that reads `inputs`."""
+    arch = get_architecture(run.config.model.arch)
+    if inputs.trained is not run.model:
+        _copy_head(inputs.trained, run.model, arch, run.config.model)
+    if processes() > 1:
+        run.model, run.optimizer = _local_copy(run.model, run.config)
+        return run.model
+    return inputs.trained
 
 
 def _batches(config: TrainConfig, n_train: int) -> tuple[int, int, int]:
@@ -421,12 +476,13 @@ def _local_copy(model: keras.Model, config: TrainConfig) -> tuple[keras.Model, k
     return copy, optimizer
 
 
-def _give_head_to_model(model: keras.Model, trained: keras.Model) -> None:
-    """The new head learnt on cached features: give its weights to the whole network."""
-    if trained is not model:
-        for name in HEAD:
-            model.get_layer(name).set_weights(trained.get_layer(name).get_weights())
-        model.get_layer(HEAD[0]).finalize_state()  # the normalisation reads its mean and variance from its weights
+def _copy_head(source: keras.Model, target: keras.Model, arch: Architecture, config: ModelConfig) -> None:
+    """The head's weights from one model into another (the head trained on cached features, or the
+    whole network); its normalisation, the head's first layer, reads its mean and variance from them."""
+    names = [layer.name for layer in arch.head(config)]
+    for name in names:
+        target.get_layer(name).set_weights(source.get_layer(name).get_weights())
+    target.get_layer(names[0]).finalize_state()
 
 
 def _continue_optimizer(model: keras.Model, previous: keras.optimizers.Optimizer | None) -> None:
@@ -449,30 +505,31 @@ def _micro_batches(optimizer: keras.optimizers.Optimizer) -> int:
     return int(keras.ops.convert_to_numpy(next(v for v in optimizer.variables if v.name == "iteration")))
 
 
-def _transfer_inputs(run: Run, data: Dataset, listener, stop) -> tuple[np.ndarray, np.ndarray, keras.Model]:
+def _head_inputs(run: Run, arch: Architecture, data: Dataset, listener, stop) -> _Inputs:
     """The frozen base's features of the train and test images (computed once, then cached), and
     a model of the new head alone that trains on them."""
     config, model = run.config, run.model
-    features = model.get_layer(HEAD[0]).input
+    head = arch.head(config.model)
+    features = model.get_layer(head[0].name).input
     extractor = keras.Model(model.input, features)
     knobs = config.model.knobs
-    key = (knobs["base"], knobs["weights"], config.model.input_size,
+    key = (knobs[arch.base_knob], knobs["weights"], config.model.input_size,
            config.seed if knobs["weights"] == "random" else None)
     total = len(data.x_train) + len(data.x_test)
 
     def report(offset):
         def progress(done, _):
             if (offset + done) % 640 < 64 or offset + done == total:
-                _note(listener, Text("notes.features", base=knobs["base"], done=offset + done, total=total),
+                _note(listener, Text("notes.features", base=knobs[arch.base_knob], done=offset + done, total=total),
                       lasting=False)
         return progress
 
     x_train = base_features(extractor, data.x_train, key, report(0), stop)
     x_test = base_features(extractor, data.x_test, key, report(len(data.x_train)), stop)
     keras.utils.set_random_seed(config.seed)
-    head = keras.Sequential([keras.Input(tuple(features.shape[1:])), *head_layers(config.model)], name="head")
-    head.get_layer(HEAD[0]).adapt(x_train)  # each feature's mean and variance over the training images
-    return x_train, x_test, head
+    trained = keras.Sequential([keras.Input(tuple(features.shape[1:])), *head], name="head")
+    trained.get_layer(head[0].name).adapt(x_train)  # each feature's mean and variance over the training images
+    return _Inputs(trained, x_train, x_test)
 
 
 def _with_knob(config: TrainConfig, name: str, value) -> TrainConfig:
@@ -483,26 +540,6 @@ def _with_knob(config: TrainConfig, name: str, value) -> TrainConfig:
 def _note(listener, text: Text, lasting: bool = True) -> None:
     if listener is not None:
         listener.on_note(text, lasting)
-
-
-def save_run(run: Run, out_dir: str | Path) -> Path:
-    """Write bundle.zip (the run, to predict with or continue: see cnnlab.bundle), model.keras (for
-    Keras elsewhere), history.json and run.json into out_dir (created if needed)."""
-    from .bundle import bundle_bytes
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bundle.zip").write_bytes(bundle_bytes(run))
-    model = run.model
-    if RECIPES[run.config.recipe].schedule != "constant":  # the schedule is cnnlab's class, unknown to Keras
-        model = build_model(run.config.model, load_weights=False)  # elsewhere: save the network uncompiled
-        model.set_weights(run.model.get_weights())
-    model.save(out / "model.keras")
-    (out / "history.json").write_text(json.dumps(run.history.to_dict(), indent=1))
-    record = {"config": run.config.to_dict(), "class_names": list(run.class_names), "dataset": run.dataset,
-              "result": run.summary(), "versions": {"keras": keras.__version__, "backend": keras.backend.backend()}}
-    (out / "run.json").write_text(json.dumps(record, indent=1))
-    return out
 
 
 class _Bridge(keras.callbacks.Callback):
@@ -571,13 +608,3 @@ def evaluate_predictions(model, x, y, batch_size) -> tuple[float, float, np.ndar
     penalty = sum(float(keras.ops.convert_to_numpy(loss)) for loss in model.losses)
     predicted = probabilities.argmax(axis=1)
     return float(-np.log(picked).mean() + penalty), float((predicted == y).mean()), predicted
-
-
-def _whole(value, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise ValueError(f"{name} must be a whole number from {low} to {high}. Received: {name}={value!r}")
-    return int(value)
-
-
-def history_json(run: Run) -> str:
-    return json.dumps({"config": run.config.to_dict(), "result": run.summary(), **run.history.to_dict()}, indent=1)

@@ -19,13 +19,19 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 
+from PIL import Image
+
 from . import memory
-from .errors import LabError, Text
-from .architectures import ModelConfig, build_model, zoo_architecture
+from .architectures import ModelConfig, build_model
 from .architectures.applications import APPLICATIONS, Application, get_application
 from .cost import RUNTIME_BYTES
+from .data import as_images
+from .errors import LabError, Text
+from .images import MAX_PIXELS, read_image
+from .inference import predict_proba
 from .layer_table import layer_table
 from .pretrained import top_classes
 
@@ -56,7 +62,7 @@ def counted(key: str) -> Counted:
     app = get_application(key)
     with _counting:
         if key not in _counts:
-            table = layer_table(zoo_architecture(app))
+            table = layer_table(app.architecture)
             _counts[key] = Counted(table.total_params, table.weight_layers, table.longest_path(),
                                    len(table.rows) - 1, round(table.total_params * 4 / 2**20, 1))
         return _counts[key]
@@ -88,7 +94,7 @@ def zoo_rows(timings: dict[str, float] | None = None, lang: str = "en") -> list[
     rows = []
     for key, app in APPLICATIONS.items():
         doc, ours = app.documented, _counts.get(key)
-        rows.append({"model": app.name, "architecture": zoo_architecture(app), "year": app.year,
+        rows.append({"model": app.name, "architecture": app.architecture, "year": app.year,
                      "size_mb": doc.size_mb, "top1": doc.top1, "top5": doc.top5, "params_m": doc.params_m,
                      "depth": doc.depth, "cpu_ms": doc.cpu_ms, "gpu_ms": doc.gpu_ms,
                      "params_here": ours.params if ours else None,
@@ -106,8 +112,6 @@ def cache_dir() -> Path:
 
 def machine() -> str:
     """Timings are only reused on the same kind of machine and software."""
-    import keras
-
     return f"{platform.machine()} {os.cpu_count()} cpus, keras {keras.__version__} {keras.backend.backend()}"
 
 
@@ -126,7 +130,7 @@ def cached_timings() -> dict[str, float]:
 def timing_memory(key: str) -> int:
     """Bytes a timing process needs: the runtime, the weights while they are initialised, a batch's activations."""
     ours = counted(key)
-    table = layer_table(zoo_architecture(get_application(key)))
+    table = layer_table(get_application(key).architecture)
     return int(RUNTIME_BYTES + ours.params * 4 * INIT_FACTOR + TIMING_BATCH * table.total_activations * 4)
 
 
@@ -162,7 +166,7 @@ def _save_timing(key: str, ms: float) -> None:
 def _time_here(key: str) -> float:
     """Runs in the child process: build with random weights, warm up once, best of TIMING_REPEATS."""
     app = get_application(key)
-    model = build_model(ModelConfig(zoo_architecture(app)))
+    model = build_model(ModelConfig(app.architecture))
     images = np.random.default_rng(0).integers(0, 256, (TIMING_BATCH, app.input_size, app.input_size, 3), np.uint8)
     model(images, training=False)
     best = float("inf")
@@ -175,7 +179,7 @@ def _time_here(key: str) -> float:
 
 def pretrained_memory(key: str) -> int:
     ours = counted(key)
-    table = layer_table(zoo_architecture(get_application(key)))
+    table = layer_table(get_application(key).architecture)
     return int(ours.params * 4 * INIT_FACTOR + table.total_activations * 4 * 2)
 
 
@@ -185,7 +189,7 @@ def load_pretrained(key: str):
     app = get_application(key)
     memory.require(pretrained_memory(key), Text("errors.what_pretrained", name=app.name),
                    Text("errors.pretrained_instead"))
-    return build_model(ModelConfig(zoo_architecture(app), knobs={"weights": "imagenet"}))
+    return build_model(ModelConfig(app.architecture, knobs={"weights": "imagenet"}))
 
 
 def classify(model, picture: bytes | np.ndarray, k: int = 5,
@@ -193,12 +197,6 @@ def classify(model, picture: bytes | np.ndarray, k: int = 5,
     """A photo (PNG/JPEG bytes, or an RGB array of any size) resized to what the model takes, and
     its k most likely ImageNet classes; the model does its own preprocessing. `name`: the file's
     name, for a refusal to say which file it means."""
-    from PIL import Image
-
-    from .data import as_images
-    from .images import MAX_PIXELS, read_image
-    from .inference import predict_proba
-
     if isinstance(picture, (bytearray, memoryview)):
         picture = bytes(picture)
     if not isinstance(picture, bytes):
@@ -209,8 +207,7 @@ def classify(model, picture: bytes | np.ndarray, k: int = 5,
         if array.ndim == 3 and array.shape[-1] == 4:
             array = array[..., :3]  # RGBA: the photo without its transparency
         if array.ndim not in (2, 3):
-            raise ValueError("A photo is PNG or JPEG bytes, or an array (height, width) or (height, width, 1 or 3) "
-                             f"of pixels 0-255. Received shape {array.shape}.")
+            raise LabError("photo_shape", shape=str(array.shape))
         if array.shape[0] * array.shape[1] > MAX_PIXELS:
             raise LabError("image_pixels", name=Text("errors.the_upload"), size=f"{array.shape[1]}x{array.shape[0]}",
                            limit=str(MAX_PIXELS // 1_000_000))

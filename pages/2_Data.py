@@ -5,7 +5,7 @@ import streamlit as st
 import cnnlab
 import ui
 from cnnlab.charts import class_distribution, tile
-from cnnlab.data import preprocessing_steps
+from cnnlab.architectures.steps import preprocessing_steps
 
 ui.page("data")
 st.title(ui.t("data.title"))

@@ -11,7 +11,7 @@ from cnnlab import controls
 from cnnlab.bundle import bundle_bytes
 from cnnlab.charts import learning_rate_curve, training_curves
 from cnnlab.cost import check_fits, estimate_cost
-from cnnlab.runner import FAILED, QUEUED, STOPPED
+from cnnlab.runner import RunStatus
 
 ui.page("train")
 st.title(ui.t("train.title"))
@@ -100,7 +100,7 @@ def live():
     if run is None:
         st.info(ui.t("train.choose_and_start"))
         return
-    if run.status == QUEUED:
+    if run.status == RunStatus.QUEUED:
         place = ui.training_pool().place_in_line(run)
         st.info(ui.t("train.waiting", place=place) if place else ui.t("train.starting"))
     elif run.progress is not None:
@@ -127,19 +127,19 @@ live()
 
 last = ui.runs()[-1] if ui.runs() else None
 if last is not None and not last.active:
-    if last.status == FAILED and last.run is None:
+    if last.status == RunStatus.FAILED and last.run is None:
         st.error(ui.t("train.failed", error=ui.say(last.error)))
         ui.offer_suggestions(last.error, cnnlab.get_architecture(last.config.model.arch))  # refused at its turn
     elif last.run is not None:
         result = last.run
         for note in result.notes:
             st.info(ui.say(note))
-        if last.status == FAILED:  # interrupted mid-run: what it learnt so far is kept
+        if last.status == RunStatus.FAILED:  # interrupted mid-run: what it learnt so far is kept
             st.error(ui.t("train.interrupted", run=f"#{last.id}", batches=len(last.batches) - last.batches_before,
                           error=ui.say(last.error)))
-        elif last.status == STOPPED and last.batches_before == len(last.batches):  # uploaded, not trained here
+        elif last.status == RunStatus.STOPPED and last.batches_before == len(last.batches):  # uploaded, not trained here
             st.info(ui.t("train.uploaded_stopped", run=f"#{last.id}"))
-        elif last.status == STOPPED:
+        elif last.status == RunStatus.STOPPED:
             st.warning(ui.t("train.stopped", run=f"#{last.id}", reason=ui.say(last.stop_reason),
                             batches=len(last.batches) - last.batches_before))
         st.metric(ui.t("evaluate.accuracy"), f"{result.test_accuracy:.2%}" if result.test_accuracy is not None else "-")
@@ -153,7 +153,7 @@ if last is not None and not last.active:
                                    help=ui.t("train.download_bundle_help"))
         csv_col.download_button(ui.t("train.download_csv"), result.history.to_csv(), file_name=f"{name}_history.csv",
                                 mime="text/csv", on_click="ignore")
-        json_col.download_button(ui.t("train.download_json"), cnnlab.training.history_json(result),
+        json_col.download_button(ui.t("train.download_json"), cnnlab.runs.history_json(result),
                                  file_name=f"{name}_history.json", mime="application/json", on_click="ignore")
         if st.button(ui.t("train.continue_run", run=f"#{last.id}", epochs=int(epochs)), disabled=active is not None,
                      help=ui.t("train.continue_help")):

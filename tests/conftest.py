@@ -38,9 +38,9 @@ def lenet_run_dir(tmp_path_factory) -> Path:
 
 
 def _lab() -> list[str]:
-    from cnnlab import ARCHITECTURES
+    from cnnlab import list_architectures
 
-    return [name for name, arch in ARCHITECTURES.items() if arch.application is None]
+    return list_architectures(zoo=False)
 
 
 LAB = _lab()                                   # the lab's own networks; the zoo's are tested in test_zoo.py

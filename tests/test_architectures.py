@@ -10,11 +10,11 @@ from cnnlab import ModelConfig, build_model, get_architecture
 from tests.conftest import LAB, OFFLINE
 
 # The lecture's numbers.
-LECTURE_PARAMS = {"lenet5": 61_706, "alexnet": 24_767_882, "vgg19": 139_611_210, "keras-vgg19": 20_024_384,
+LECTURE_PARAMS = {"lenet5": 61_706, "alexnet": 24_767_882, "vgg19": 139_611_210, "keras-vgg19-notop": 20_024_384,
                   # the lecture's frozen VGG19 base plus the new head: 1,025 + 131,328 + 2,570
                   "transfer": 20_024_384 + 134_923}
 # Every architecture's smallest input and the layer where the map vanishes one pixel below it.
-VANISHES_AT = {"lenet5": "c5_conv", "alexnet": "pool5", "vgg19": "block5_pool", "keras-vgg19": "block5_pool",
+VANISHES_AT = {"lenet5": "c5_conv", "alexnet": "pool5", "vgg19": "block5_pool", "keras-vgg19-notop": "block5_pool",
                "transfer": "VGG19"}
 
 
@@ -61,7 +61,7 @@ def test_vgg19_matches_keras_applications_convolution_stack():
 
 
 def test_keras_vgg19_is_the_feature_extractor_without_top():
-    model = build_model("keras-vgg19")
+    model = build_model("keras-vgg19-notop")
     assert model.output_shape == (None, 7, 7, 512)
     assert model.count_params() == keras.applications.VGG19(weights=None, include_top=False).count_params()
 
@@ -118,13 +118,13 @@ def test_impossible_settings_explain_themselves(kwargs, words):
 
 
 def test_unknown_architecture_lists_the_registry():
-    with pytest.raises(ValueError, match="lenet5, alexnet, vgg19, keras-vgg19"):
+    with pytest.raises(ValueError, match="lenet5, alexnet, vgg19, keras-vgg19-notop"):
         build_model("resnet")
 
 
 def test_keras_vgg19_has_fixed_widths():
     with pytest.raises(ValueError, match="width"):
-        build_model("keras-vgg19", width=0.5)
+        build_model("keras-vgg19-notop", width=0.5)
 
 
 def test_model_config_round_trips_through_a_dict():
@@ -164,7 +164,7 @@ def test_alexnet_resizes_and_rescales_like_the_lecture():
 def test_keras_vgg19_uses_imagenet_caffe_preprocessing():
     from keras.applications.vgg19 import preprocess_input
 
-    model = build_model("keras-vgg19", input_size=32)
+    model = build_model("keras-vgg19-notop", input_size=32)
     x = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype("uint8")
     np.testing.assert_allclose(preprocessed(model, x), preprocess_input(x.astype("float32")), atol=1e-4)
 

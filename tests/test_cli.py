@@ -154,7 +154,7 @@ def no_training(monkeypatch):
     def started(*args, **kwargs):
         raise Started()
 
-    monkeypatch.setattr("cnnlab.training.train", started)
+    monkeypatch.setattr("cnnlab.cli.train", started)
 
 
 @pytest.mark.parametrize("out", ["/proc/1", "/proc/1/run", "{file}/run"])

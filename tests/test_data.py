@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cnnlab import DATASETS, Dataset, load_dataset, load_npz
-from cnnlab.data import CIFAR10_CLASSES
+from cnnlab.datasets import CIFAR10_CLASSES
 
 
 @pytest.mark.parametrize("name, n_train, shape", [("mnist", 6000, (28, 28, 1)), ("cifar10", 5000, (32, 32, 3))])

@@ -64,7 +64,7 @@ def test_table_serialises_for_json():
 @pytest.mark.parametrize("name, overrides", [
     ("lenet5", {}), ("lenet5", dict(width=0.5, pooling="max", input_size=40)), ("alexnet", {}),
     ("alexnet", dict(input_size=180, width=0.3)), ("vgg19", dict(input_size=64, width=0.25, weight_decay=0)),
-    ("keras-vgg19", dict(input_size=48)), ("keras-mobilenetv2", dict(input_size=96)),
+    ("keras-vgg19-notop", dict(input_size=48)), ("keras-mobilenetv2", dict(input_size=96)),
     ("transfer", dict(base="resnet50", input_size=64, weights="random", units=32)),
 ])
 def test_table_without_building_equals_the_built_models(name, overrides):

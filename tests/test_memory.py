@@ -12,7 +12,7 @@ import pytest
 
 from cnnlab import ModelConfig, TrainConfig, memory
 from cnnlab.cost import check_fits, estimate_cost
-from cnnlab.runner import PoolSettings, classroom_settings
+from cnnlab.classroom import PoolSettings, classroom_settings
 from tests.cgroup_helpers import memory_cgroup
 from tests.conftest import ROOT
 

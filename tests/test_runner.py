@@ -11,7 +11,8 @@ import pytest
 from cnnlab import ModelConfig, TrainConfig, load_dataset
 from cnnlab.inference import detect_collapse
 from cnnlab.errors import LabError
-from cnnlab.runner import DONE, FAILED, QUEUED, STOPPED, BackgroundRun, PoolSettings, TrainingPool
+from cnnlab.classroom import PoolSettings
+from cnnlab.runner import BackgroundRun, RunStatus, TrainingPool
 from tests.conftest import ROOT
 
 
@@ -38,13 +39,13 @@ def test_one_slot_makes_the_second_learner_wait_in_line(mnist):
     second = pool.submit(quick(), mnist)
     third = pool.submit(quick(), mnist)
     deadline = time.time() + 60
-    while first.status == QUEUED and time.time() < deadline:
+    while first.status == RunStatus.QUEUED and time.time() < deadline:
         time.sleep(0.05)
-    assert pool.running == 1 and second.status == QUEUED
+    assert pool.running == 1 and second.status == RunStatus.QUEUED
     assert (pool.place_in_line(second), pool.place_in_line(third)) == (1, 2)
     third.stop()
-    assert wait(third, 10).status == STOPPED and third.run is None
-    assert wait(first).status == DONE and wait(second).status == DONE
+    assert wait(third, 10).status == RunStatus.STOPPED and third.run is None
+    assert wait(first).status == RunStatus.DONE and wait(second).status == RunStatus.DONE
     assert second.started >= first.finished - 0.5  # never two at once
     assert pool.running == 0
 
@@ -65,23 +66,23 @@ def test_stop_acts_within_a_batch_and_keeps_the_partial_model(mnist):
         time.sleep(0.01)
     run.stop()
     wait(run)
-    assert run.status == STOPPED and str(run.stop_reason) == "stopped by the learner"
+    assert run.status == RunStatus.STOPPED and str(run.stop_reason) == "stopped by the learner"
     assert len(run.batches) <= 5 and run.run.model is not None and run.run.test_accuracy is not None
 
 
 def test_a_run_past_the_time_limit_is_stopped(mnist):
     pool = TrainingPool(PoolSettings(max_run_minutes=0.5 / 60))
     run = wait(pool.submit(quick(epochs=50), mnist))
-    assert run.status == STOPPED and "time limit" in str(run.stop_reason)
+    assert run.status == RunStatus.STOPPED and "time limit" in str(run.stop_reason)
 
 
 def test_a_failing_run_reports_and_frees_its_slot(mnist):
     pool = TrainingPool()
     labels_out_of_range = dataclasses.replace(mnist, y_train=mnist.y_train + 20, y_test=mnist.y_test + 20)
     run = wait(pool.submit(quick(), labels_out_of_range))
-    assert run.status == FAILED and run.error
+    assert run.status == RunStatus.FAILED and run.error
     assert pool.running == 0
-    assert wait(pool.submit(quick(), mnist)).status == DONE
+    assert wait(pool.submit(quick(), mnist)).status == RunStatus.DONE
 
 
 class Faulty(BackgroundRun):
@@ -106,12 +107,12 @@ def test_a_fault_mid_epoch_keeps_the_partial_model_and_history_and_frees_the_slo
     monkeypatch.setattr("cnnlab.runner.BackgroundRun", Faulty)
     pool = TrainingPool()
     run = wait(pool.submit(quick(epochs=2), mnist))
-    assert isinstance(run, Faulty) and run.status == FAILED and says in str(run.error)
+    assert isinstance(run, Faulty) and run.status == RunStatus.FAILED and says in str(run.error)
     assert len(run.batches) == 3 and len(run.run.history.batches) == 3 and run.run.history.epochs == []
     assert run.run.model.predict(mnist.x_test[:4], verbose=0).shape == (4, 10)  # the partial model still works
     assert "메모리" in run.error.in_language("ko") if says == "ran out of memory" else True
     monkeypatch.setattr("cnnlab.runner.BackgroundRun", BackgroundRun)
-    assert pool.running == 0 and wait(pool.submit(quick(), mnist)).status == DONE  # the server carries on
+    assert pool.running == 0 and wait(pool.submit(quick(), mnist)).status == RunStatus.DONE  # the server carries on
 
 
 def test_a_run_whose_tab_has_gone_stops_and_one_still_watched_goes_on(mnist):
@@ -120,8 +121,8 @@ def test_a_run_whose_tab_has_gone_stops_and_one_still_watched_goes_on(mnist):
     while watched.active:  # only this one's page keeps asking about it
         watched.touch()
         time.sleep(0.2)
-    assert wait(gone).status == STOPPED and "browser tab was gone for 1 seconds" in str(gone.stop_reason)
-    assert watched.status == DONE and len(watched.epochs) == 2
+    assert wait(gone).status == RunStatus.STOPPED and "browser tab was gone for 1 seconds" in str(gone.stop_reason)
+    assert watched.status == RunStatus.DONE and len(watched.epochs) == 2
     assert gone.run is not None and gone.run.history.batches  # its partial run is kept
 
 
@@ -132,13 +133,13 @@ def test_a_run_waiting_in_line_is_dropped_when_its_tab_goes(mnist):
     while first.active:
         first.touch()
         time.sleep(0.1)
-    assert wait(queued).status == STOPPED and queued.run is None and queued.started is None
+    assert wait(queued).status == RunStatus.STOPPED and queued.run is None and queued.started is None
 
 
 def test_a_run_that_no_longer_fits_when_its_turn_comes_fails_alone(mnist, monkeypatch):
     monkeypatch.setattr("cnnlab.memory.available_bytes", lambda: 1)
     run = wait(TrainingPool().submit(quick(), mnist))
-    assert run.status == FAILED and isinstance(run.error, LabError) and "GB of memory" in str(run.error)
+    assert run.status == RunStatus.FAILED and isinstance(run.error, LabError) and "GB of memory" in str(run.error)
     assert "메모리" in run.error.in_language("ko")
 
 

@@ -200,7 +200,7 @@ def test_bad_settings_are_refused_before_training(overrides, words):
 
 def test_a_feature_extractor_cannot_be_trained():
     with pytest.raises(ValueError, match="feature extractor"):
-        train(TrainConfig(ModelConfig("keras-vgg19")))
+        train(TrainConfig(ModelConfig("keras-vgg19-notop")))
     with pytest.raises(ValueError, match="ImageNet classifier.*transfer"):
         train(TrainConfig(ModelConfig("keras-resnet50")))
 

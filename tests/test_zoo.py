@@ -58,14 +58,14 @@ def test_counting_the_big_ones_allocates_no_weights():
 
     before = resident()
     table = layer_table("keras-nasnetlarge")
-    layer_table("keras-vgg19-top", input_size=240)
+    layer_table("keras-vgg19", input_size=240)
     assert table.total_params == KERAS_COUNTS["nasnetlarge"]
     assert resident() - before < 150 * 2**20   # their weights alone would be 356 MB and 600 MB
 
 
 def test_registry_names_follow_keras_and_keep_the_lecture_extractor():
-    assert build_model("keras-vgg19").count_params() == 20_024_384           # the lecture's, without top
-    assert layer_table("keras-vgg19-top").total_params == KERAS_COUNTS["vgg19"]
+    assert build_model("keras-vgg19-notop").count_params() == 20_024_384           # the lecture's, without top
+    assert layer_table("keras-vgg19").total_params == KERAS_COUNTS["vgg19"]
     assert layer_table("keras-resnet50").rows[-1].output_shape == (1000,)
     with pytest.raises(ValueError, match="fixed widths"):
         layer_table("keras-resnet50", width=0.5)

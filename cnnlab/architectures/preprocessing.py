@@ -10,8 +10,10 @@ Preprocessing layers are named with the prefix `prep_`, which is how the layer t
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import layers, ops
+
+from .. import checks
+from ..errors import LabError
 
 PREFIX = "prep_"
 
@@ -32,9 +34,7 @@ class ImageNetPreprocess(layers.Layer):
 
     def __init__(self, mode: str = "caffe", **kwargs):
         super().__init__(**kwargs)
-        if mode not in IMAGENET_MODES:
-            raise ValueError(f"mode must be one of {', '.join(IMAGENET_MODES)}. Received: mode={mode!r}")
-        self.mode = mode
+        self.mode = checks.choice(mode, "mode", IMAGENET_MODES)
 
     def call(self, inputs):
         x = ops.cast(inputs, self.compute_dtype)
@@ -59,13 +59,12 @@ def fit_to_size(raw_shape: tuple[int, int, int], input_size: int, method: str) -
     strokes near the edge still reach the centre of C1's 5x5 kernels. It only grows images;
     a smaller target, or `method="resize"`, resizes bilinearly as the lecture's tf.image.resize.
     """
-    if not isinstance(method, str) or method not in ("pad", "resize"):
-        raise ValueError(f"method must be 'pad' or 'resize'. Received: method={method!r}")
+    checks.choice(method, "method", ("pad", "resize"))
     shape = tuple(raw_shape) if isinstance(raw_shape, (tuple, list)) else ()
-    if len(shape) != 3 or not all(_whole(d) and d >= 1 for d in shape) or not _whole(input_size) or input_size < 1:
-        raise ValueError("fit_to_size takes a raw (height, width, channels) and an input size, in whole pixels. "
-                         f"Received: raw_shape={raw_shape!r}, input_size={input_size!r}")
-    height, width = shape[0], shape[1]
+    if len(shape) != 3 or not all(checks.is_whole(d) and d >= 1 for d in shape) or not checks.is_whole(input_size) \
+            or input_size < 1:
+        raise LabError("fit_to_size", shape=checks.shown(raw_shape), size=checks.shown(input_size))
+    height, width, input_size = int(shape[0]), int(shape[1]), int(input_size)
     if height == width == input_size:
         return []
     if method == "pad" and input_size >= max(height, width):
@@ -73,10 +72,6 @@ def fit_to_size(raw_shape: tuple[int, int, int], input_size: int, method: str) -
         padding = ((top, input_size - height - top), (left, input_size - width - left))
         return [layers.ZeroPadding2D(padding, name=PREFIX + "pad")]
     return [layers.Resizing(input_size, input_size, interpolation="bilinear", name=PREFIX + "resize")]
-
-
-def _whole(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def rescale() -> layers.Layer:
@@ -87,8 +82,7 @@ def rescale() -> layers.Layer:
 def normalise(mode: str) -> list[layers.Layer]:
     """The pixel scaling a network expects: "rescale" (/255, the lecture's), an ImageNet mode, or
     "none" for networks that scale inside themselves (EfficientNet)."""
-    if not isinstance(mode, str) or mode not in ("rescale", "none") + IMAGENET_MODES:
-        raise ValueError(f"mode must be rescale, none or one of {', '.join(IMAGENET_MODES)}. Received: mode={mode!r}")
+    checks.choice(mode, "mode", ("rescale", "none") + IMAGENET_MODES)
     if mode == "rescale":
         return [rescale()]
     if mode == "none":

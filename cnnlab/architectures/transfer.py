@@ -7,10 +7,8 @@ from keras import layers
 from . import preprocessing
 from .applications import get_application
 
-HEAD = ("head_norm", "head_dense", "head_dropout", "predictions")
 
-
-def transfer(x, config, load_weights: bool):
+def transfer(x, config, weights: str | None):
     """A Keras application's convolutional base, frozen, with a small classifier trained on top.
 
     Reference:
@@ -24,15 +22,11 @@ def transfer(x, config, load_weights: bool):
     layer with dropout, and the softmax.
 
     Knobs: base (a Keras application), weights ("imagenet" or "random"), units, dropout.
+    `weights` is the base's ImageNet weights file, which the factory found (None: random).
     """
     app = get_application(config.knobs["base"])
     for layer in preprocessing.normalise(app.preprocess):
         x = layer(x)
-    weights = None
-    if config.knobs["weights"] == "imagenet" and load_weights:
-        from ..pretrained import weights_path
-
-        weights = str(weights_path(app, top=False))
     base = app.model(x, include_top=False, weights=weights, input_size=config.input_size, pooling="avg")
     base.trainable = False
     x = base.outputs[0]                                                             # (C,) pooled features
@@ -42,10 +36,11 @@ def transfer(x, config, load_weights: bool):
 
 
 def head_layers(config) -> list[layers.Layer]:
-    """The new classifier, named as HEAD; the training code builds it again on cached features."""
+    """The new classifier, the only part that trains; the training code builds it again on the
+    base's cached features. Its first layer is the normalisation."""
     return [
         layers.Normalization(axis=-1, name="head_norm"),
-        layers.Dense(int(config.knobs["units"]), activation="relu", name="head_dense"),
+        layers.Dense(config.knobs["units"], activation="relu", name="head_dense"),
         layers.Dropout(config.knobs["dropout"], name="head_dropout"),
         layers.Dense(config.classes, activation="softmax", name="predictions"),
     ]

@@ -1,0 +1,74 @@
+"""How one server is shared by a class: `.streamlit/classroom.toml`, section [classroom].
+
+The app's training pool and the command line's memory check both read it (`classroom_settings`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from .errors import LabError, Text
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """How one server is shared by a class: `.streamlit/classroom.toml`, section [classroom]."""
+
+    max_concurrent_runs: int = 1            # runs training at the same time, server-wide
+    max_run_minutes: float = 30             # every run is stopped after this long, whatever its settings
+    abandoned_after_seconds: float = 180    # a run whose browser tab has not been seen this long is stopped
+    max_bundle_mb: int = 200                # the largest run bundle a learner may upload
+    kept_runs: int = 5                      # finished runs kept per browser session (each holds a model)
+    memory_reserve_mb: int = 400            # kept free when a run is admitted: other learners' pages, uploads, imports
+
+    def __post_init__(self):
+        limits = {"max_concurrent_runs": (1, 64), "max_run_minutes": (0.001, 24 * 60),
+                  "abandoned_after_seconds": (0.001, 24 * 3600), "max_bundle_mb": (1, 4096), "kept_runs": (1, 100),
+                  "memory_reserve_mb": (0, 64 * 1024)}
+        for name, (low, high) in limits.items():
+            value = getattr(self, name)
+            whole = name in ("max_concurrent_runs", "max_bundle_mb", "kept_runs", "memory_reserve_mb")
+            if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or not low <= value <= high:
+                raise LabError("classroom_setting", name=name, what=Text("errors.a_whole_number" if whole
+                                                                           else "errors.a_number"),
+                               low=f"{low:g}", high=f"{high:g}", value=repr(value))
+
+    @property
+    def max_run_seconds(self) -> float:
+        return self.max_run_minutes * 60
+
+    @property
+    def max_bundle_bytes(self) -> int:
+        return self.max_bundle_mb * 2**20
+
+    @property
+    def memory_reserve_bytes(self) -> int:
+        return self.memory_reserve_mb * 2**20
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "PoolSettings":
+        """The [classroom] section of a TOML file; a missing file means the defaults."""
+        path = Path(path)
+        if not path.exists():
+            return cls()
+        try:
+            section = tomllib.loads(path.read_text(encoding="utf-8")).get("classroom", {})
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise LabError("classroom_toml", path=str(path), reason=str(error)) from None
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise LabError("classroom_unknown", path=str(path), name=repr(unknown[0]), names=", ".join(sorted(known)))
+        return cls(**section)
+
+
+CLASSROOM = Path(__file__).resolve().parents[1] / ".streamlit" / "classroom.toml"
+
+
+def classroom_settings() -> PoolSettings:
+    """The classroom's settings, for the app and the command line alike: the file CNNLAB_CLASSROOM
+    names, else the `.streamlit/classroom.toml` beside the package, else the defaults."""
+    return PoolSettings.from_file(os.environ.get("CNNLAB_CLASSROOM") or CLASSROOM)
