@@ -6,14 +6,14 @@ Figures only; the page decides where they go.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from . import i18n
+from . import checks, i18n
+from .errors import LabError
 from .layer_table import LayerTable
 from .training import Progress
 
@@ -26,7 +26,8 @@ def training_curves(series: Sequence[tuple[str, Sequence[Progress], Sequence[Pro
                     points: int = MAX_POINTS) -> go.Figure:
     """Accuracy and loss against epochs: a line per run for training (running mean over the epoch,
     after every batch, at most `points` of them) and markers for validation (after every epoch)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(_t("accuracy_title", lang), _t("loss_title", lang)), horizontal_spacing=0.1)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(_t("accuracy_title", lang), _t("loss_title", lang)),
+                        horizontal_spacing=0.1)
     for i, (label, batches, epochs) in enumerate(series):
         colour = PALETTE[i % len(PALETTE)]
         batches = _thin(list(batches), points)
@@ -37,8 +38,9 @@ def training_curves(series: Sequence[tuple[str, Sequence[Progress], Sequence[Pro
                                      name=_t("training_line", lang, run=label), legendgroup=label, showlegend=col == 1,
                                      line=dict(color=colour, width=2)), row=1, col=col)
             fig.add_trace(go.Scatter(x=x_val, y=[getattr(p, val_key) for p in epochs], mode="lines+markers",
-                                     name=_t("validation_line", lang, run=label), legendgroup=label, showlegend=col == 1,
-                                     line=dict(color=colour, dash="dot"), marker=dict(size=8)), row=1, col=col)
+                                     name=_t("validation_line", lang, run=label), legendgroup=label,
+                                     showlegend=col == 1, line=dict(color=colour, dash="dot"), marker=dict(size=8)),
+                          row=1, col=col)
     fig.update_xaxes(title_text=_t("epoch", lang), rangemode="tozero")
     fig.update_yaxes(range=[0, 1.02], row=1, col=1)
     fig.update_yaxes(rangemode="tozero", row=1, col=2)
@@ -51,7 +53,7 @@ def learning_rate_curve(epochs: Sequence[float], rates: Sequence[float], lang: s
     epochs, rates = np.asarray(epochs, dtype=np.float64), np.asarray(rates, dtype=np.float64)
     if epochs.ndim != 1 or epochs.shape != rates.shape or not len(rates) or len(rates) > 10 * MAX_POINTS \
             or not (np.isfinite(epochs).all() and np.isfinite(rates).all()):
-        raise ValueError(f"A learning-rate curve needs as many finite rates as epochs, 1 to {10 * MAX_POINTS}.")
+        raise LabError("charts.rate_curve", most=str(10 * MAX_POINTS))
     fig = go.Figure(go.Scatter(x=epochs, y=rates, mode="lines", line=dict(color=PALETTE[0], width=2)))
     fig.update_xaxes(title_text=_t("epoch", lang), rangemode="tozero")
     fig.update_yaxes(title_text=_t("learning_rate", lang), rangemode="tozero", tickformat="~g")
@@ -62,27 +64,22 @@ def learning_rate_curve(epochs: Sequence[float], rates: Sequence[float], lang: s
 def class_probabilities(probabilities: np.ndarray, class_names: Sequence[str], true_class: int | None = None,
                         lang: str = "en") -> go.Figure:
     """A bar per class; the predicted class stands out, the true class is outlined."""
-    try:
-        probabilities = np.asarray(probabilities)
-    except (TypeError, ValueError):
-        probabilities = np.asarray(None)
-    if probabilities.dtype.kind not in "iuf":
-        raise ValueError(f"probabilities must be numbers, one per class. Received {probabilities.dtype}.")
-    probabilities = probabilities.astype(np.float64)
+    probabilities = checks.numbers(probabilities, "probabilities", finite=False)
     class_names = list(class_names) if isinstance(class_names, (Sequence, np.ndarray)) else None
-    if probabilities.ndim != 1 or len(probabilities) == 0 or class_names is None \
-            or len(class_names) != len(probabilities):
-        raise ValueError(f"class_probabilities takes one probability per class name. Received shape "
-                         f"{probabilities.shape} for {'no list of' if class_names is None else len(class_names)} names.")
-    if true_class is not None and not (isinstance(true_class, (int, np.integer)) and not isinstance(true_class, bool)):
-        raise ValueError(f"true_class must be a class index or None. Received: true_class={true_class!r}")
+    if class_names is None:
+        raise LabError("charts.bars_no_names", shape=str(probabilities.shape))
+    if probabilities.ndim != 1 or len(probabilities) == 0 or len(class_names) != len(probabilities):
+        raise LabError("charts.bars", shape=str(probabilities.shape), names=str(len(class_names)))
+    if true_class is not None and not checks.is_whole(true_class):
+        raise LabError("charts.true_class", value=checks.shown(true_class))
     predicted = int(np.argmax(probabilities))
     colours = [PALETTE[0] if i == predicted else "#b8c4d6" for i in range(len(class_names))]
     widths = [3 if i == true_class else 0 for i in range(len(class_names))]
     fig = go.Figure(go.Bar(x=list(class_names), y=list(map(float, probabilities)), marker_color=colours,
                            marker_line=dict(color=PALETTE[2], width=widths),
                            text=[f"{p:.1%}" for p in probabilities], textposition="outside"))
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), yaxis=dict(range=[0, 1.1], title=_t("probability", lang)),
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10),
+                      yaxis=dict(range=[0, 1.1], title=_t("probability", lang)),
                       xaxis=dict(type="category", title=_t("class", lang)))
     return fig
 
@@ -122,7 +119,9 @@ def confusion_heatmap(confusion: np.ndarray, class_names: Sequence[str], lang: s
     """Rows: the true class; columns: what the model said. Counts written in every cell."""
     names = list(class_names)
     fig = go.Figure(go.Heatmap(z=confusion, x=names, y=names, colorscale="Blues", text=confusion,
-                               texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
+                               texttemplate="%{text}", hovertemplate=_t("confusion_hover", lang, true="%{y}",
+                                                                         predicted="%{x}", count="%{z}")
+                               + "<extra></extra>"))
     fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10),
                       xaxis=dict(title=_t("predicted_class", lang), type="category", side="top"),
                       yaxis=dict(title=_t("true_class", lang), type="category", autorange="reversed"))
@@ -132,8 +131,8 @@ def confusion_heatmap(confusion: np.ndarray, class_names: Sequence[str], lang: s
 def per_class_bars(values: np.ndarray, class_names: Sequence[str], lang: str = "en") -> go.Figure:
     fig = go.Figure(go.Bar(x=list(class_names), y=[float(v) for v in np.nan_to_num(values)], marker_color=PALETTE[2],
                            text=[f"{v:.0%}" for v in np.nan_to_num(values)], textposition="outside"))
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), yaxis=dict(range=[0, 1.1], title=_t("accuracy", lang)),
-                      xaxis=dict(type="category"))
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10),
+                      yaxis=dict(range=[0, 1.1], title=_t("accuracy", lang)), xaxis=dict(type="category"))
     return fig
 
 
@@ -144,22 +143,20 @@ def tile(images: np.ndarray, columns: int = 8, scale: int = 1, gap: int = 1) -> 
     except (TypeError, ValueError):
         images = np.asarray(None)
     if images.dtype.kind not in "biuf":
-        raise ValueError(f"tile takes pictures (N, height, width[, 1 or 3]) of numbers from 0 to 1. "
-                         f"Received {images.dtype}.")
+        raise LabError("charts.tile_pictures", dtype=str(images.dtype))
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3) or 0 in images.shape:
-        raise ValueError(f"tile takes at least one picture, (N, height, width[, 1 or 3]). Received shape {images.shape}.")
-    for name, value, least in (("columns", columns, 0), ("scale", scale, 1), ("gap", gap, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-            raise ValueError(f"{name} must be a whole number, at least {least}. Received: {name}={value!r}")
+        raise LabError("charts.tile_shape", shape=str(images.shape))
+    columns, scale = checks.whole(columns, "columns", 0), checks.whole(scale, "scale", 1)
+    gap = checks.whole(gap, "gap", 0)
     n, h, w = images.shape[:3]
-    columns = max(1, min(int(columns), n))
+    columns = max(1, min(columns, n))
     rows = -(-n // columns)
-    cell_h, cell_w = h * int(scale) + int(gap), w * int(scale) + int(gap)
+    cell_h, cell_w = h * scale + gap, w * scale + gap
     if (rows * cell_h - gap) * (columns * cell_w - gap) > MAX_TILE_PIXELS:
-        raise ValueError(f"The tiled picture would be {rows * cell_h - gap}x{columns * cell_w - gap} pixels, more than "
-                         f"{MAX_TILE_PIXELS:,}: choose a smaller scale or fewer pictures.")
+        raise LabError("charts.tile_too_big", height=str(rows * cell_h - gap), width=str(columns * cell_w - gap),
+                       most=f"{MAX_TILE_PIXELS:,}")
     images = np.clip(np.nan_to_num(images.astype(np.float64)), 0, 1).astype(np.float32)
     sheet = np.ones((rows * cell_h - gap, columns * cell_w - gap) + images.shape[3:], dtype=np.float32)
     for i, image in enumerate(images):
@@ -177,7 +174,7 @@ def zoo_scatter(rows: Sequence[dict], x: str, x_title: str, lang: str = "en") ->
         x=[r[x] for r in shown], y=[r["top1"] for r in shown], mode="markers+text", text=[r["model"] for r in shown],
         textposition=["top center" if i % 2 else "bottom center" for i in range(len(shown))],  # neighbours alternate
         textfont=dict(size=10), marker=dict(size=9, color=PALETTE[0]),
-        hovertemplate="%{text}<br>" + x_title + ": %{x}<br>top-1: %{y}%<extra></extra>"))
+        hovertemplate=_t("zoo_hover", lang, model="%{text}", cost=x_title, x="%{x}", top1="%{y}") + "<extra></extra>"))
     pad = 0.08 * (high - low or 1)
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
                       xaxis=dict(type="log", title=x_title, range=[low - pad, high + pad]),
@@ -192,6 +189,17 @@ def top_classes_bars(classes: Sequence[tuple[str, float]], lang: str = "en") -> 
                            text=[f"{p:.1%}" for p in probabilities], textposition="outside"))
     fig.update_layout(height=60 + 40 * len(names), margin=dict(l=10, r=10, t=10, b=10),
                       xaxis=dict(range=[0, 1.15], title=_t("probability", lang)))
+    return fig
+
+
+def channel_values(values: np.ndarray, lang: str = "en") -> go.Figure:
+    """A layer whose maps are one pixel each (LeNet's C5: 120 channels of 1x1): a bar per channel, its value."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    fig = go.Figure(go.Bar(x=np.arange(len(values)), y=values, marker_color=PALETTE[0],
+                           hovertemplate=_t("channel_hover", lang, channel="%{x}", value="%{y:.3g}")
+                           + "<extra></extra>"))
+    fig.update_layout(height=220, margin=dict(l=10, r=10, t=10, b=10), bargap=0.1,
+                      xaxis=dict(title=_t("channel", lang)), yaxis=dict(title=_t("activation", lang)))
     return fig
 
 

@@ -28,13 +28,13 @@ from .classroom import classroom_settings
 from .cost import check_fits, estimate_cost
 from .data import load_dataset
 from .datasets import DATASETS, SOURCES
-from .errors import LabError
 from .devices import join_processes, processes
+from .errors import LabError
 from .images import read_image
-from .inference import evaluate_file, load_trained, predict_proba, top_k
+from .inference import evaluate_file, predict_proba, top_k
 from .layer_table import layer_table
 from .memory import NotEnoughMemory
-from .runs import bundle_of, read_run, save_run
+from .runs import bundle_of, load_trained, read_run, save_run
 from .training import RECIPES, RunInterrupted, TrainConfig, train
 
 EXIT_USAGE = 2
@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="cnnlab", description="CNN Lab: LeNet-5, AlexNet and VGG19 from the lecture, and Keras's pretrained models.")
+    parser = _Parser(prog="cnnlab",
+                     description="CNN Lab: LeNet-5, AlexNet and VGG19 from the lecture, and Keras's pretrained models.")
     commands = parser.add_subparsers(required=True, parser_class=_Parser, metavar="COMMAND")
 
     summary = commands.add_parser("summary", help="the layer table of an architecture")
@@ -163,7 +164,8 @@ def format_table(table) -> str:
     rows = [header] + [
         (r.name + (" *" if r.kind == "preprocessing" else ""), r.type, str(r.output_shape), f"{r.params:,}",
          f"{r.macs:,}", "" if r.receptive_field is None else str(r.receptive_field),
-         "" if r.effective_stride is None else str(r.effective_stride)) + (() if table.is_chain else (", ".join(r.inputs),))
+         "" if r.effective_stride is None else str(r.effective_stride))
+        + (() if table.is_chain else (", ".join(r.inputs),))
         for r in table.rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) if i < 3 or i == 7 else cell.rjust(w)
@@ -301,7 +303,8 @@ def _clock(seconds: float) -> str:
 
 
 def _evaluate(args) -> int:
-    print(json.dumps(evaluate_file(load_trained(args.model), args.data)))
+    trained = load_trained(args.model)
+    print(json.dumps(evaluate_file(trained.model, trained.class_names, args.data)))
     return 0
 
 

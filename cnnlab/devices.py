@@ -20,6 +20,10 @@ import contextlib
 import os
 
 import keras
+import numpy as np
+
+from . import checks
+from .errors import LabError
 
 
 def local_devices() -> list[str]:
@@ -34,7 +38,7 @@ def local_devices() -> list[str]:
         import tensorflow as tf
 
         return [d.name for d in tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")]
-    raise ValueError(f"Training across devices needs the JAX or TensorFlow backend. Received: {backend}")
+    raise LabError("devices.backend", backend=backend)
 
 
 def processes() -> int:
@@ -43,7 +47,7 @@ def processes() -> int:
     if not text or keras.backend.backend() != "jax":
         return 1
     if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"KERAS_DISTRIBUTION_NUM_PROCESSES must be a whole number of processes. Received: {text!r}")
+        raise LabError("devices.num_processes", value=checks.shown(text))
     return int(text)
 
 
@@ -62,16 +66,12 @@ def join_processes() -> None:
     if jax.distributed.is_initialized():
         return
     if not os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES") or not os.environ.get("KERAS_DISTRIBUTION_PROCESS_ID"):
-        raise ValueError("Training across processes needs KERAS_DISTRIBUTION_JOB_ADDRESSES (process 0's host:port, "
-                         "such as 10.0.0.1:1234) and KERAS_DISTRIBUTION_PROCESS_ID (this process's number, from 0) "
-                         "as well as KERAS_DISTRIBUTION_NUM_PROCESSES.")
+        raise LabError("devices.job_addresses")
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         keras.distribution.initialize()
     except RuntimeError as error:  # JAX was used before: it can no longer join
-        raise ValueError("This process used JAX before joining the other processes; call "
-                         "cnnlab.devices.join_processes() first, before building or loading any model. "
-                         f"({str(error)[:200]})") from None
+        raise LabError("devices.jax_used", reason=str(error)[:200]) from None
 
 
 def choose(devices) -> list[str]:
@@ -79,22 +79,20 @@ def choose(devices) -> list[str]:
     above), "all" is every device of every process."""
     if processes() > 1:
         if devices != "all":
-            raise ValueError(f"KERAS_DISTRIBUTION_NUM_PROCESSES says {processes()} processes train together; train "
-                             "across all of them with devices='all' (--devices all), or unset it to train alone.")
+            raise LabError("devices.all_processes", processes=str(processes()))
         join_processes()
     available = local_devices()
     if devices == "all":
         return available
-    if isinstance(devices, bool) or not isinstance(devices, int) or not 1 <= devices <= len(available):
-        raise ValueError(f"devices must be 'all' or a whole number from 1 to {len(available)} (the local devices: "
-                         f"{', '.join(available)}). Received: devices={devices!r}")
-    return available[:devices]
+    if not checks.is_whole(devices) or not 1 <= devices <= len(available):
+        raise LabError("devices.devices", most=str(len(available)), names=", ".join(available),
+                       value=checks.shown(devices))
+    return available[:int(devices)]
 
 
 def check_batch(batch_size: int, devices: list[str]) -> None:
     if batch_size % len(devices):
-        raise ValueError(f"A batch of {batch_size} does not split evenly across {len(devices)} devices; choose a "
-                         f"batch size that is a multiple of {len(devices)}.")
+        raise LabError("devices.batch_split", batch=str(batch_size), devices=str(len(devices)))
 
 
 @contextlib.contextmanager
@@ -129,16 +127,12 @@ def replicas() -> int:
 def padded(x):
     """`x` with copies of its last image added so that every batch, the last one too, splits
     evenly across the devices; the predictions of the added images are to be dropped."""
-    import numpy as np
-
     extra = -len(x) % replicas()
     return np.concatenate([x, np.repeat(x[-1:], extra, axis=0)]) if extra and len(x) else x
 
 
 def local_value(variable):
     """A variable's value as a NumPy array in this process (across processes, its local replica)."""
-    import numpy as np
-
     value = variable.value if hasattr(variable, "value") else variable
     if processes() > 1 and not getattr(value, "is_fully_addressable", True):
         value = value.addressable_data(0)

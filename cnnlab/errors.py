@@ -35,7 +35,7 @@ class LabError(ValueError):
 
 def in_language(thing, lang: str) -> str:
     """What to show a learner for an error or a note: its own language's text where it has one."""
-    return thing.in_language(lang) if isinstance(thing, (LabError, Text)) else str(thing)
+    return thing.in_language(lang) if hasattr(thing, "in_language") else str(thing)
 
 
 def _in(value, lang: str):

@@ -7,15 +7,16 @@ computes its own way; the two supported here are TensorFlow and JAX.
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 from keras import layers
 
+from . import checks
 from .architectures.preprocessing import ImageNetPreprocess, is_preprocessing
+from .data import as_images
+from .errors import LabError
 
 MAX_CHANNELS = 32  # feature maps drawn per layer: VGG's 512-channel layers would flood the page
 SPATIAL = (layers.Conv2D, layers.MaxPooling2D, layers.AveragePooling2D)
@@ -27,6 +28,7 @@ class FeatureMap:
     type: str
     shape: tuple[int, int, int]    # the layer's full output per image: (height, width, channels)
     maps: np.ndarray               # (shown channels, height, width), each scaled to [0, 1]
+    values: np.ndarray | None = None  # a 1x1 map's raw values, one per channel: a picture of each would be flat
 
     @property
     def channels_shown(self) -> int:
@@ -51,16 +53,16 @@ def spatial_layers(model: keras.Model) -> list[keras.layers.Layer]:
 
 def feature_maps(model: keras.Model, image: np.ndarray, max_channels: int = MAX_CHANNELS) -> list[FeatureMap]:
     """The activations of every convolution and pooling layer for one raw image (one forward pass)."""
-    if not isinstance(max_channels, int) or max_channels < 1:
-        raise ValueError(f"max_channels must be a whole number of at least 1. Received: {max_channels!r}")
+    max_channels = checks.whole(max_channels, "max_channels", 1)
     chosen = spatial_layers(model)
     probe = keras.Model(model.input, [layer.output for layer in chosen])
     outputs = probe.predict(_batch_of_one(model, image), verbose=0)
     result = []
     for layer, output in zip(chosen, outputs if isinstance(outputs, list) else [outputs]):
         maps = np.moveaxis(np.asarray(output[0], dtype=np.float32), -1, 0)   # (C, H, W)
+        one_pixel = maps.shape[1:] == (1, 1)
         result.append(FeatureMap(layer.name, type(layer).__name__, tuple(output.shape[1:]),
-                                 _unit_scale(maps[:max_channels])))
+                                 _unit_scale(maps[:max_channels]), maps[:, 0, 0] if one_pixel else None))
     return result
 
 
@@ -68,7 +70,7 @@ def first_filters(model: keras.Model) -> np.ndarray:
     """The first convolution's kernels as pictures: (filters, kh, kw, channels) in [0, 1], RGB order."""
     first = next((layer for layer in model.layers if isinstance(layer, layers.Conv2D)), None)
     if first is None:
-        raise ValueError(f"{model.name} has no convolution layer.")
+        raise LabError("explain.no_convolution", model=model.name)
     kernel = np.moveaxis(keras.ops.convert_to_numpy(first.kernel), -1, 0)   # (filters, kh, kw, in)
     if any(isinstance(layer, ImageNetPreprocess) and layer.mode == "caffe" for layer in model.layers):
         kernel = kernel[..., ::-1]  # Keras's ImageNet VGG reads BGR: show the colours a learner sees
@@ -98,37 +100,31 @@ def grad_cam(model: keras.Model, image: np.ndarray, class_index: int | None = No
     probabilities = model.predict(_batch_of_one(model, image), verbose=0)[0]
     if class_index is None:
         class_index = int(np.argmax(probabilities))
-    if not _whole(class_index) or not 0 <= class_index < len(probabilities):
-        raise ValueError(f"class_index must be a whole number between 0 and {len(probabilities) - 1}. "
-                         f"Received: {class_index!r}")
+    class_index = checks.whole(class_index, "class_index", 0, len(probabilities) - 1)
     layer, head = _cam_layer(model, layer_name)
     features = keras.Model(model.input, layer.output).predict(_batch_of_one(model, image), verbose=0)
-    gradients = _gradient_of_log_probability(head, features, int(class_index))
+    gradients = _gradient_of_log_probability(head, features, class_index)
     weights = gradients.mean(axis=(1, 2))                                  # (1, C): each channel's importance
     cam = np.maximum((features * weights[:, None, None, :]).sum(axis=-1)[0], 0)   # (h, w)
     cam = cam / cam.max() if cam.max() > 0 else cam
-    return _to_raw_image(model, layer, cam), int(class_index), layer.name
+    return _to_raw_image(model, layer, cam), class_index, layer.name
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """The raw image in grey or colour with the heat map on top in red-yellow: uint8 RGB."""
-    from .data import as_images
-
     try:
         image, heat = np.asarray(image), np.asarray(heat)
     except (TypeError, ValueError):
         image = heat = np.asarray(None)
     if heat.dtype.kind not in "biuf":
-        raise ValueError("overlay takes an image (height, width[, 1 or 3]) and a heat map (height, width) "
-                         f"of numbers. Received a heat map of {heat.dtype}.")
+        raise LabError("explain.overlay_heat", dtype=str(heat.dtype))
     heat = heat.astype(np.float64)
     image = as_images((image[..., None] if image.ndim == 2 else image)[None], "image")[0]
     if heat.shape != image.shape[:2]:
-        raise ValueError(f"The heat map must cover the image: shape {image.shape[:2]}. Received shape {heat.shape}.")
+        raise LabError("explain.heat_cover", image=str(image.shape[:2]), heat=str(heat.shape))
     if not np.isfinite(heat).all():
-        raise ValueError("The heat map holds NaN or infinity; it must be numbers from 0 to 1.")
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be a number from 0 to 1. Received: alpha={alpha!r}")
+        raise LabError("explain.heat_finite")
+    alpha = checks.number(alpha, "alpha", 0, 1)
     heat = np.clip(heat, 0, 1)
     base = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
     base = base.astype(np.float32)
@@ -147,15 +143,13 @@ def _cam_layer(model, layer_name):
         try:
             layer = model.get_layer(layer_name)
         except ValueError:
-            raise ValueError(f"{model.name} has no layer {layer_name!r}.") from None
+            raise LabError("explain.no_layer", model=model.name, layer=checks.shown(layer_name)) from None
         if len(layer.output.shape) != 4 or is_preprocessing(layer):
-            maps = ", ".join(l.name for l in spatial_layers(model))
-            raise ValueError(f"{layer_name} has no feature map to explain; choose a convolution or pooling layer "
-                             f"of {model.name}: {maps}.")
+            maps = ", ".join(spatial.name for spatial in spatial_layers(model))
+            raise LabError("explain.no_feature_map", layer=layer.name, model=model.name, maps=maps)
         head = _head(model, layer)
         if head is None:
-            raise ValueError(f"{layer_name} is inside a branch of {model.name}: choose a layer that every path "
-                             "passes through, such as the output of a block.")
+            raise LabError("explain.inside_branch", layer=layer.name, model=model.name)
         return layer, head
     skipped = (layers.MaxPooling2D, layers.AveragePooling2D, layers.ZeroPadding2D, layers.Dropout)
     wide = [layer for layer in model.layers[1:] if not is_preprocessing(layer) and len(layer.output.shape) == 4
@@ -164,7 +158,7 @@ def _cam_layer(model, layer_name):
         head = _head(model, layer)
         if head is not None:
             return layer, head
-    raise ValueError(f"{model.name} has no convolution with a map wider than one pixel to explain.")
+    raise LabError("explain.nothing_to_explain", model=model.name)
 
 
 def _head(model, layer):
@@ -192,7 +186,7 @@ def _gradient_of_log_probability(head, features: np.ndarray, class_index: int) -
         import jax
 
         return np.asarray(jax.grad(lambda x: log_probability(x).sum())(features))
-    raise ValueError(f"Grad-CAM needs gradients from the TensorFlow or JAX backend. Received: {backend}")
+    raise LabError("explain.backend", backend=backend)
 
 
 def _to_raw_image(model, layer, cam: np.ndarray) -> np.ndarray:
@@ -201,9 +195,9 @@ def _to_raw_image(model, layer, cam: np.ndarray) -> np.ndarray:
     LeNet's border is cut off, or the resize undone."""
     from PIL import Image
 
-    body = [l for l in model.layers[1:] if not is_preprocessing(l)]
+    body = [each for each in model.layers[1:] if not is_preprocessing(each)]
     side = body[0].input.shape[1:3]
-    if all(len(l._inbound_nodes[0].input_tensors) == 1 for l in body):
+    if all(len(each._inbound_nodes[0].input_tensors) == 1 for each in body):
         start, jump = _map_geometry(body[: body.index(layer) + 1])
     else:  # with branches, take the map as spread evenly over the input
         jump = side[0] / cam.shape[0]
@@ -212,7 +206,8 @@ def _to_raw_image(model, layer, cam: np.ndarray) -> np.ndarray:
     rows = np.interp(np.arange(side[0]), start + jump * np.arange(cam.shape[0]), np.arange(cam.shape[0]))
     cols = np.interp(np.arange(side[1]), start + jump * np.arange(cam.shape[1]), np.arange(cam.shape[1]))
     heat[:] = _bilinear(cam, rows, cols)
-    pad = next((l for l in model.layers if isinstance(l, layers.ZeroPadding2D) and is_preprocessing(l)), None)
+    pad = next((each for each in model.layers if isinstance(each, layers.ZeroPadding2D) and is_preprocessing(each)),
+               None)
     if pad is not None:
         (top, bottom), (left, right) = pad.padding
         heat = heat[top: heat.shape[0] - bottom, left: heat.shape[1] - right]
@@ -250,25 +245,16 @@ def _bilinear(grid: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarra
 
 
 def _batch_of_one(model, image) -> np.ndarray:
-    from .data import as_images
-
     expected = tuple(model.input.shape[1:])
     try:
         image = np.asarray(image)
     except (TypeError, ValueError):
-        raise ValueError(f"This model takes one image of shape {expected}. Received rows of different sizes.") from None
+        raise LabError("explain.one_image_ragged", shape=str(expected)) from None
     if image.shape == expected[:2] and expected[-1] == 1:
         image = image[..., None]
     if image.shape != expected:
-        raise ValueError(f"This model takes one image of shape {expected}. Received shape {image.shape}.")
+        raise LabError("explain.one_image", shape=str(expected), received=str(image.shape))
     return as_images(image[None], "image")
-
-
-def _whole(value) -> bool:
-    """An int or NumPy integer, or a float with no fraction; not a bool."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        return False
-    return isinstance(value, numbers.Integral) or (math.isfinite(value) and value == int(value))
 
 
 def _unit_scale(maps: np.ndarray) -> np.ndarray:

@@ -23,23 +23,35 @@ def language_of(locale: str | None) -> str:
     return primary if primary in LANGUAGES else FALLBACK
 
 
+class UnknownLanguage(ValueError):
+    """A language with no catalogue, said in every language that has one (this module renders the
+    lab's texts, so its one refusal is its own rather than an errors.LabError, which renders here)."""
+
+    def __init__(self, lang):
+        self.values = {"language": repr(lang)[:60], "choices": ", ".join(LANGUAGES)}
+        super().__init__(self.in_language(FALLBACK))
+
+    def in_language(self, lang: str) -> str:
+        return text("errors.i18n.unknown_language", lang, **self.values)
+
+
 @cache
 def catalogue(lang: str) -> dict[str, str]:
     """Every text of one language by its dotted key ("explain.lenet5", ...)."""
     if lang not in LANGUAGES:
-        raise ValueError(f"Unknown language {lang!r}. Choose one of: {', '.join(LANGUAGES)}.")
+        raise UnknownLanguage(lang)
     with open(_LOCALES / f"{lang}.toml", "rb") as file:
         return dict(_flatten(tomllib.load(file)))
 
 
 def text(key: str, lang: str = FALLBACK, **values) -> str:
-    """The text for `key` in `lang`, its placeholders filled; numbers are formatted for the language."""
+    """The text for `key` in `lang`, its placeholders filled; an int is written grouped by thousands (1,000)."""
     template = catalogue(lang).get(key)
     if template is None:
         template = catalogue(FALLBACK).get(key)
     if template is None:
         raise KeyError(f"No text {key!r} in the catalogues.")
-    return template.format(**{name: _formatted(value, lang) for name, value in values.items()})
+    return template.format(**{name: _formatted(value) for name, value in values.items()})
 
 
 def has(key: str) -> bool:
@@ -50,8 +62,8 @@ def placeholders(template: str) -> set[str]:
     return {field for _, field, _, _ in string.Formatter().parse(template) if field}
 
 
-def number(value: float, lang: str = FALLBACK, digits: int = 0) -> str:
-    """1,234,567 in both languages (Korean groups digits by thousands too); `digits` decimals."""
+def number(value: float, digits: int = 0) -> str:
+    """1,234,567 in every language (Korean groups digits by thousands too); `digits` decimals."""
     return f"{value:,.{digits}f}"
 
 
@@ -74,10 +86,10 @@ def date(day: datetime.date, lang: str = FALLBACK) -> str:
     return text("units.date", lang, day=str(day.day), month=month, year=str(day.year))
 
 
-def _formatted(value, lang: str):
+def _formatted(value):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return value
-    return number(value, lang) if isinstance(value, int) else value
+    return number(value) if isinstance(value, int) else value
 
 
 def _flatten(table: dict, prefix: str = ""):

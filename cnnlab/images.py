@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import checks
 from .errors import LabError, Text
 
 # Measured here (2 cores, AMD EPYC), decoding a picture of photo-like content: a 12-megapixel phone
@@ -72,7 +73,7 @@ def normalise_digit(grey: np.ndarray, size: tuple[int, int] = (28, 28), box: int
     ratio, its centre of mass at the centre of a `size` image.
 
     Dark ink on light paper is inverted first (the border tells which is the background).
-    Raises ValueError for an image with no ink at all.
+    Raises a LabError (a ValueError) for an image with no ink at all.
     """
     from PIL import Image
 
@@ -81,15 +82,13 @@ def normalise_digit(grey: np.ndarray, size: tuple[int, int] = (28, 28), box: int
             raise TypeError
         grey = np.asarray(grey, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"A digit is a 2-D grayscale image of pixel values. Received: {type(grey).__name__}") from None
+        raise LabError("images.digit_pixels", type=type(grey).__name__) from None
     if grey.ndim != 2 or min(grey.shape) < 1:
-        raise ValueError(f"A digit is a 2-D grayscale image. Received shape {grey.shape}.")
+        raise LabError("images.digit_shape", shape=str(grey.shape))
     if not np.isfinite(grey).all():
-        raise ValueError("A digit's pixels must be numbers from 0 to 255. Received NaN or infinity.")
+        raise LabError("images.digit_finite")
     size = _check_sides(size, "size")
-    if not _whole(box) or box < 1:
-        raise ValueError(f"box must be a whole number of pixels, at least 1. Received: box={box!r}")
-    box = min(int(box), *size)
+    box = min(checks.whole(box, "box", 1), *size)
     background = np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))
     if background > 127:
         grey, background = 255 - grey, 255 - background
@@ -121,25 +120,19 @@ def _centre_of_mass_shift(canvas: np.ndarray) -> np.ndarray:
     return np.clip(shifted, 0, 255).astype(np.uint8)
 
 
-def _whole(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def _check_sides(size, what: str) -> tuple[int, int]:
     """(height, width), each a whole number of pixels from 1 to MAX_SIDE."""
     sides = tuple(size) if isinstance(size, (tuple, list)) else None
-    if sides is None or len(sides) != 2 or not all(_whole(d) and 1 <= d <= MAX_SIDE for d in sides):
-        raise ValueError(f"{what} must be (height, width) in whole pixels from 1 to {MAX_SIDE}. "
-                         f"Received: {what}={size!r}")
+    if sides is None or len(sides) != 2 or not all(checks.is_whole(d) and 1 <= d <= MAX_SIDE for d in sides):
+        raise LabError("images.sides", what=what, most=str(MAX_SIDE), value=checks.shown(size))
     return int(sides[0]), int(sides[1])
 
 
 def _check_shape(image_shape) -> tuple[int, int, int]:
     """The raw image a network takes: (height, width, 1 or 3 channels)."""
     shape = tuple(image_shape) if isinstance(image_shape, (tuple, list)) else None
-    if shape is None or len(shape) != 3 or not _whole(shape[2]) or shape[2] not in (1, 3):
-        raise ValueError(f"image_shape must be (height, width, channels) with 1 or 3 channels, such as (28, 28, 1). "
-                         f"Received: image_shape={image_shape!r}")
+    if shape is None or len(shape) != 3 or not checks.is_whole(shape[2]) or shape[2] not in (1, 3):
+        raise LabError("images.image_shape", value=checks.shown(image_shape))
     return _check_sides(shape[:2], "image_shape[:2]") + (int(shape[2]),)
 
 
@@ -170,11 +163,11 @@ def _decode(source, image_shape: tuple[int, int, int], name: str | None = None):
 def _read(source, name: str | None) -> tuple[bytes, str | Text]:
     """The file's bytes, and what to call it in a message: never an object's repr."""
     if name is not None and not isinstance(name, str):
-        raise ValueError(f"name is what to call the picture, such as 'photo.jpg'. Received: {type(name).__name__}")
+        raise LabError("images.name", type=type(name).__name__)
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, shown = bytes(source), Text("errors.the_upload")
     elif not isinstance(source, (str, os.PathLike)):
-        raise ValueError(f"Give an image file's path or its bytes (PNG or JPEG). Received: {type(source).__name__}")
+        raise LabError("images.source", type=type(source).__name__)
     else:
         path = Path(source)
         if not path.is_file():

@@ -25,6 +25,7 @@ from keras import layers
 
 from .architectures import ModelConfig, as_config, build_without_weights
 from .architectures.preprocessing import is_preprocessing
+from .errors import LabError
 
 COLUMNS = ("name", "type", "kind", "output_shape", "params", "macs", "activations",
            "receptive_field", "effective_stride", "trainable_params", "inputs")
@@ -117,8 +118,7 @@ def layer_table(model: keras.Model | ModelConfig | str, **overrides) -> LayerTab
     if not isinstance(model, keras.Model):
         return _table_of(json.dumps(as_config(model, **overrides).to_dict(), sort_keys=True))
     if overrides:
-        raise ValueError(f"A built model's table cannot change its settings ({', '.join(overrides)}); give the "
-                         "architecture's name or a ModelConfig with them instead.")
+        raise LabError("layer_table.overrides", names=", ".join(overrides))
     produced_by = {id(layer.output): layer.name for layer in model.layers}
     raw_shape = tuple(model.input.shape[1:])
     rows = [LayerRow("image", "InputLayer", "input", raw_shape, 0, 0, math.prod(raw_shape), None, None)]

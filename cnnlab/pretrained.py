@@ -18,11 +18,15 @@ import urllib.parse
 import urllib.request
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .architectures.applications import Application, WeightsFile
+from . import checks
 from .errors import LabError, Text
+
+if TYPE_CHECKING:  # for the hints only: cnnlab.architectures reads this module
+    from .architectures.applications import Application, WeightsFile
 
 DOWNLOAD_TIMEOUT_S = 20          # per network read: an offline server answers at once or not at all
 _CLASS_INDEX = Path(__file__).parent / "bundled" / "imagenet_class_index.json"
@@ -94,18 +98,11 @@ def imagenet_class_names() -> tuple[str, ...]:
 def top_classes(probabilities: np.ndarray, k: int = 5) -> list[tuple[str, float]]:
     """The k most likely ImageNet classes of one image's probabilities, most likely first."""
     names = imagenet_class_names()
-    try:
-        probabilities = np.asarray(probabilities)
-    except (TypeError, ValueError):
-        probabilities = np.asarray(None)
-    if probabilities.dtype.kind not in "iuf":
-        raise ValueError(f"ImageNet predictions are {len(names)} probabilities. Received {probabilities.dtype}.")
-    probabilities = probabilities.astype("float64").reshape(-1)
+    probabilities = checks.numbers(probabilities, "probabilities", finite=False).reshape(-1)
     if len(probabilities) != len(names):
-        raise ValueError(f"ImageNet predictions have {len(names)} probabilities. Received: {len(probabilities)}")
+        raise LabError("pretrained.count", classes=str(len(names)), received=str(len(probabilities)))
     if not np.isfinite(probabilities).all():
-        raise ValueError("The predictions hold NaN or infinity: the network's weights are broken. Load it again.")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a whole number of classes, at least 1. Received: k={k!r}")
+        raise LabError("pretrained.not_finite")
+    k = checks.whole(k, "k", 1)
     order = np.argsort(probabilities)[::-1][:k]
     return [(names[i], float(probabilities[i])) for i in order]

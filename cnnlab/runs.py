@@ -11,12 +11,16 @@ A run folder (`cnnlab train --out DIR`) holds:
 from __future__ import annotations
 
 import json
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 
 from .architectures import build_model
 from .bundle import bundle_bytes, read_bundle
+from .datasets import DATASETS
+from .errors import LabError
 from .training import RECIPES, Run
 
 
@@ -57,3 +61,59 @@ def read_run(path: str | Path) -> Run:
         raise FileNotFoundError(f"No run bundle at {bundle or path}. Give the bundle.zip or the directory "
                                 "`cnnlab train --out` wrote.")
     return read_bundle(bundle.read_bytes(), max_bytes=max(bundle.stat().st_size, 1))
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A model with the names of its classes, as loaded from a .keras file or a run directory."""
+
+    model: keras.Model
+    class_names: tuple[str, ...]
+    path: Path
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.model.input_shape[1:])
+
+
+def load_trained(path: str | Path) -> TrainedModel:
+    """Load a model saved by cnnlab: a run bundle (.zip), a run directory (`cnnlab train --out`),
+    or a `.keras` file.
+
+    A bundle is only data: cnnlab builds the network from its checked settings and reads the weights
+    into it. A `.keras` file can carry code, so it is read only when given by name, as a file this
+    machine wrote itself; a run directory is read through its bundle.
+    """
+    path = Path(path)
+    bundle = bundle_of(path)
+    if bundle is not None and bundle.is_file():
+        run = read_run(bundle)
+        return TrainedModel(run.model, run.class_names, bundle)
+    model_file = path / "model.keras" if path.is_dir() else path
+    if not model_file.is_file():
+        where = f"{path} has no bundle.zip" if path.is_dir() else f"No such model file: {path}"
+        raise FileNotFoundError(f"{where}. Give a run bundle (.zip), a .keras file or the directory that "
+                                "`cnnlab train --out` wrote.")
+    try:
+        model = keras.models.load_model(model_file, compile=False)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        raise LabError("not_keras_model", name=model_file.name, reason=type(error).__name__) from None
+    classes = int(model.output_shape[-1])
+    run_file = model_file.parent / "run.json"
+    names = None
+    if run_file.is_file():
+        try:
+            names = tuple(json.loads(run_file.read_text())["class_names"])
+        except (ValueError, KeyError, TypeError):
+            names = None
+    if names is None or len(names) != classes:
+        names = default_class_names(tuple(model.input_shape[1:]), classes)
+    return TrainedModel(model, names, model_file)
+
+
+def default_class_names(image_shape: tuple[int, ...], classes: int) -> tuple[str, ...]:
+    """The dataset's names when the image shape and class count match one; else 'class 0', ..."""
+    for spec in DATASETS.values():
+        if spec.image_shape == tuple(image_shape) and spec.num_classes == classes:
+            return spec.class_names
+    return tuple(f"class {i}" for i in range(classes))
