@@ -1,12 +1,12 @@
 """App render times: each page's first render for a new learner, and the Architecture page's knobs.
 
 What: under Streamlit's AppTest, in one process,
-  1. the first render of every page in the app's navigation (`ui.PAGES`: Home, Architecture, Data,
+  1. the first render of every page in the app's navigation (`app.nav.PAGES`: Home, Architecture, Data,
      Train, Predict, and any page added there) for a new session:
      a fresh AppTest each time, so Session State is empty, while the server-wide caches
      (st.cache_resource, st.cache_data) stay warm, as on a running server;
   2. the rerun after a knob change on the Architecture page, for every architecture: the input size
-     (native + 16 pixels) and the width multiplier (0.5; keras-vgg19 has no width knob);
+     (native + 16 pixels) and the width multiplier (0.5; keras-vgg19-notop has no width knob);
   3. a baseline from the same run: a trivial script (`st.title`), its first render in a fresh
      AppTest and a plain rerun, so every time is also given as a ratio to it.
 
@@ -34,20 +34,18 @@ ignores) and prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from machine import machine, source  # bench/ is on sys.path when a script here runs
+from common import RESULTS, ROOT, open_page, write_json  # bench/ is on sys.path when a script here runs
+from machine import machine, source
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
-HOME, ARCHITECTURE = "streamlit_app.py", "pages/1_Architecture.py"
+ARCHITECTURE = "pages/1_Architecture.py"
 TRIVIAL_SCRIPT = "import streamlit as st\nst.title('x')"
 FIRST_RENDER_TARGET_S = 2.0
 KNOB_TARGET_S = 1.0
@@ -84,16 +82,6 @@ class Timings:
         return out
 
 
-def open_page(path: str):
-    """The app opened on one page by a new learner (a deep link): a fresh session, nothing in its state."""
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=TIMEOUT_S)
-    if path != HOME:
-        at.switch_page(path)
-    return at
-
-
 # ---------------------------------------------------------------- what one round measures
 
 def time_baseline(first: Timings, rerun: Timings) -> None:
@@ -106,14 +94,14 @@ def time_baseline(first: Timings, rerun: Timings) -> None:
 def time_first_renders(pages: dict[str, Timings]) -> None:
     paths = app_pages()
     for name, timings in pages.items():
-        timings.run(open_page(paths[name]))
+        timings.run(open_page(paths[name], TIMEOUT_S))
 
 
 def app_pages() -> dict[str, str]:
     """Every page in the app's navigation, by name: {"home": "streamlit_app.py", ...}."""
-    import ui
+    from app import nav
 
-    return {name: path for path, name, _ in ui.PAGES}
+    return {name: path for path, name, _ in nav.PAGES}
 
 
 def time_knobs(knobs: dict[tuple[str, str], Timings], problems: list[str]) -> None:
@@ -121,7 +109,7 @@ def time_knobs(knobs: dict[tuple[str, str], Timings], problems: list[str]) -> No
     import cnnlab
 
     for arch in dict.fromkeys(arch for arch, _ in knobs):
-        at = open_page(ARCHITECTURE).run()
+        at = open_page(ARCHITECTURE, TIMEOUT_S).run()
         at.selectbox[0].set_value(arch).run()
         size = at.number_input(key=f"size-{arch}")
         turn(at, size, cnnlab.ARCHITECTURES[arch].input_size + SIZE_STEP, knobs[arch, "size"], problems)
@@ -147,7 +135,7 @@ def knob_names() -> list[tuple[str, str]]:
     import cnnlab
 
     # The lab's own networks; Keras's applications (the Zoo's) are built from their full graphs and
-    # have fixed widths (the page disables the width knob for them and for keras-vgg19).
+    # have fixed widths (the page disables the width knob for them and for keras-vgg19-notop).
     return [(arch.name, knob) for arch in cnnlab.ARCHITECTURES.values() if arch.application is None
             for knob in ("size", "width") if not (knob == "width" and arch.fixed_width)]
 
@@ -172,7 +160,7 @@ def import_app_dependencies() -> float:
     import tensorflow  # noqa: F401
 
     import cnnlab  # noqa: F401
-    import ui  # noqa: F401
+    import app.nav  # noqa: F401
     return round(time.perf_counter() - start, 2)
 
 
@@ -232,7 +220,7 @@ def all_errors(result: dict) -> list[str]:
 def main(argv=None) -> None:
     args = parse(argv)
     repeat = 1 if args.quick else args.repeat
-    sys.path.insert(0, str(ROOT))  # the pages import ui and cnnlab from the repository root
+    sys.path.insert(0, str(ROOT))  # the pages import app and cnnlab from the repository root
     import_s = import_app_dependencies()
     quiet_streamlit()
     load, code = {"start": round(os.getloadavg()[0], 2)}, {"start": source()}
@@ -247,9 +235,7 @@ def main(argv=None) -> None:
     if code["end"] != code["start"]:
         problems.append("the code changed during the run: compare source.start and source.end")
     result = report(timed, warmup, import_s, load, code, sorted(set(problems)))
-    out = Path(args.out or RESULTS / ("app_render" + ".quick" * args.quick + ".json"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    out = write_json(Path(args.out or RESULTS / ("app_render" + ".quick" * args.quick + ".json")), result)
     print(table(result) + f"\n\nwritten to {out}")
     for error in all_errors(result):
         print(f"PROBLEM: {error}", file=sys.stderr)

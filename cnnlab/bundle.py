@@ -98,7 +98,7 @@ def read_bundle(data: bytes, max_bytes: int) -> Run:
                 run.optimizer = _optimizer(zf, listing.optimizer, model, config)
     except LabError:
         raise
-    except Exception as error:  # zip, zlib, lzma, JSON, .npy header or type errors: all one damaged file
+    except Exception as error:  # noqa: BLE001 - zip, zlib, lzma, JSON, .npy or type errors: one damaged file
         raise LabError("bundle.unreadable", reason=_short(error)) from None
     return run
 
@@ -250,7 +250,9 @@ def _run(record: dict, config: TrainConfig, class_names: tuple[str, ...], model:
             b["epoch"] > len(epochs) + 1 for b in batches):
         raise LabError("bundle.unreadable", reason="its history's epochs are not numbered 1, 2, 3, ...")
     dataset = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
-    number = lambda v: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None  # noqa: E731
+    def number(v):
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
     return Run(config, model, History([dict(b) for b in batches], [dict(e) for e in epochs]), class_names,
                {"name": str(dataset.get("name", config.dataset))[:40], "source": "bundle",
                 "image_shape": list(config.model.raw_shape), "n_train": int(number(dataset.get("n_train")) or 0),

@@ -31,7 +31,8 @@ class PoolSettings:
         for name, (low, high) in limits.items():
             value = getattr(self, name)
             whole = name in ("max_concurrent_runs", "max_bundle_mb", "kept_runs", "memory_reserve_mb")
-            if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or not low <= value <= high:
+            kind = int if whole else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
                 raise LabError("classroom_setting", name=name, what=Text("errors.a_whole_number" if whole
                                                                            else "errors.a_number"),
                                low=f"{low:g}", high=f"{high:g}", value=repr(value))
@@ -49,7 +50,7 @@ class PoolSettings:
         return self.memory_reserve_mb * 2**20
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "PoolSettings":
+    def from_file(cls, path: str | Path) -> PoolSettings:
         """The [classroom] section of a TOML file; a missing file means the defaults."""
         path = Path(path)
         if not path.exists():

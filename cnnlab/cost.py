@@ -80,7 +80,7 @@ class CostEstimate:
     peak_bytes: int
     seconds_per_epoch: float
     steps_per_epoch: int
-    breakdown: dict              # bytes by part (runtime, graph, weights, activations, data, pipeline, features), and images_per_epoch
+    breakdown: dict              # bytes by part (see the module's docstring), and images_per_epoch
     once_seconds: float = 0.0    # before the first epoch: a frozen base computing every image's features
 
 
@@ -99,7 +99,8 @@ def estimate_cost(config: TrainConfig, n_train: int, n_test: int = 0,
     trained = [r for r in table.rows if r not in frozen]
     micro = config.batch_size // config.accumulation_steps
     slots = {"adam": 2, "sgd": 1}[RECIPES[config.recipe].optimizer]
-    copies = 2 + slots + UPDATE_TEMPORARIES + (config.accumulation_steps > 1)  # weight, gradient, slots, update, accumulator
+    # the weight, its gradient, the optimizer's slots, the update's temporaries, the accumulator
+    copies = 2 + slots + UPDATE_TEMPORARIES + (config.accumulation_steps > 1)
     weight_bytes = sum(r.params for r in trained) * FLOAT * copies + sum(r.params for r in frozen) * FLOAT
     activation_bytes = micro * FLOAT * (KEPT_OUTPUTS * sum(r.activations for r in trained)
                                         + sum(_largest(trained, WIDEST_OUTPUTS)))
@@ -119,7 +120,8 @@ def estimate_cost(config: TrainConfig, n_train: int, n_test: int = 0,
         steps = min(steps, config.steps_per_epoch * config.accumulation_steps)
     trained_images = min(n_train, steps * micro)
     speed = macs_per_second or measured_macs_per_second()
-    seconds = steps * STEP_OVERHEAD_S + (trained_images * BACKWARD_FACTOR + n_test) * sum(r.macs for r in trained) / speed
+    macs = sum(r.macs for r in trained)
+    seconds = steps * STEP_OVERHEAD_S + (trained_images * BACKWARD_FACTOR + n_test) * macs / speed
     once = images * sum(r.macs for r in frozen) / speed
     return CostEstimate(int(peak), seconds, steps, parts | {"images_per_epoch": trained_images}, once)
 

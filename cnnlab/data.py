@@ -58,7 +58,7 @@ class Dataset:
         count = checks.whole(count, "count", 0)
         return self.x_train[self.y_train == class_index][:count]
 
-    def sample(self, fraction: float, seed: int = 0) -> "Dataset":
+    def sample(self, fraction: float, seed: int = 0) -> Dataset:
         """A random fraction of train and of test, drawn without replacement, as the lecture does."""
         fraction = checks.fraction(fraction)
         seed = checks.whole(seed, "seed", 0, MAX_SEED)
@@ -172,7 +172,7 @@ def _check_claimed_sizes(path: Path, keys: list[str]) -> None:
     for key, shape, dtype, stored in claims:
         claimed = math.prod(shape) * dtype.itemsize
         if claimed > stored:
-            raise LabError("npz_damaged", name=path.name, key=key, mb=f"{claimed / 2**20:,.1f}",
+            raise LabError("npz_damaged", name=path.name, member=key, mb=f"{claimed / 2**20:,.1f}",
                            shape="x".join(map(str, shape)) or "1", stored=f"{stored:,}")
         total += claimed
     memory.require(total, Text("errors.what_npz", name=path.name), Text("errors.npz_instead"))
@@ -244,7 +244,7 @@ def _download(spec: DatasetSpec) -> Dataset:
     loader = {"mnist": keras.datasets.mnist.load_data, "cifar10": keras.datasets.cifar10.load_data}[spec.name]
     try:
         (x_train, y_train), (x_test, y_test) = loader()
-    except Exception as error:  # Keras wraps network failures in several exception types
+    except Exception as error:  # noqa: BLE001 - Keras wraps network failures in several exception types
         raise LabError("full_dataset", title=spec.title, reason=f"{type(error).__name__}: {error}") from None
     return Dataset(spec.name, "full", as_images(x_train), as_labels(y_train, len(x_train)),
                    as_images(x_test), as_labels(y_test, len(x_test)), spec.class_names)

@@ -27,6 +27,7 @@ from .errors import LabError, Text
 from .inference import Collapse, detect_collapse
 from .training import Progress, Run, RunInterrupted, TrainConfig, train
 
+
 class RunStatus(StrEnum):
     """Where a run stands; its text for a learner is "runs.status.<value>" in the catalogues."""
 
@@ -49,9 +50,9 @@ class BackgroundRun:
     """One learner's run: a Listener that records everything a page needs to redraw."""
 
     def __init__(self, run_id: int, config: TrainConfig, data: Dataset, label: str, resume: Run | None = None,
-                 settings: PoolSettings = PoolSettings()):
+                 settings: PoolSettings | None = None):
         self.id, self.config, self.data, self.label, self.resume = run_id, config, data, label, resume
-        self.settings = settings              # the classroom's limits: wall time, abandoned tabs, memory reserve
+        self.settings = settings or PoolSettings()  # the classroom's limits: wall time, abandoned tabs, memory
         self.status = RunStatus.QUEUED
         self.progress: Progress | None = None
         self.batches: list[Progress] = []     # after every batch: the live curves
@@ -92,9 +93,9 @@ class BackgroundRun:
         if time.monotonic() - self.seen_at > quiet:
             self.stop(Text("runs.stopped_abandoned", seconds=f"{quiet:g}"))
 
-    def stop(self, reason: Text = Text("runs.stopped_by_learner")) -> None:
+    def stop(self, reason: Text | None = None) -> None:
         if self.active and not self._stop.is_set():
-            self.stop_reason = reason
+            self.stop_reason = reason or Text("runs.stopped_by_learner")
             self._stop.set()
 
     def on_batch(self, progress: Progress) -> None:
@@ -137,7 +138,7 @@ class BackgroundRun:
             self.error = cause if isinstance(cause, LabError) else f"{type(cause).__name__}: {cause}"
         except ValueError as error:  # a learner's error (LabError): shown in the learner's language
             self.error, self.status = error, RunStatus.FAILED
-        except Exception as error:  # the learner sees it; the server and other runs carry on
+        except Exception as error:  # noqa: BLE001 - the learner sees it; the server and other runs carry on
             self.error, self.status = f"{type(error).__name__}: {error}", RunStatus.FAILED
         finally:
             self._admitted()
@@ -197,8 +198,8 @@ def curves(run: Run, more_epochs: int = 0) -> tuple[list[Progress], list[Progres
 class TrainingPool:
     """The server's training slots: a fair line of runs, at most `max_concurrent` at a time."""
 
-    def __init__(self, settings: PoolSettings = PoolSettings()):
-        self.settings = settings
+    def __init__(self, settings: PoolSettings | None = None):
+        self.settings = settings or PoolSettings()
         self._turn = threading.Condition()
         self._waiting: list[BackgroundRun] = []
         self._running = 0

@@ -25,8 +25,7 @@ from . import checks
 from .architectures import Architecture, ModelConfig, build_model, get_architecture, list_architectures
 from .data import Dataset, load_dataset
 from .datasets import DATASETS, SOURCES
-from .devices import (check_batch, choose, data_parallel, local_value, padded, process_index, processes,
-                      undistributed)
+from .devices import check_batch, choose, data_parallel, local_value, padded, process_index, processes, undistributed
 from .errors import LabError, Text
 from .features import Stopped, base_features
 from .pretrained import WeightsUnavailable
@@ -220,7 +219,8 @@ class Run:
     def summary(self) -> dict:
         return {"arch": self.config.model.arch, "test_accuracy": self.test_accuracy, "test_loss": self.test_loss,
                 "epochs": self.epochs_completed, "train_seconds": round(self.train_seconds, 3),
-                "stopped": self.stopped, "images_per_second": self._images_per_second(), "notes": [str(note) for note in self.notes]}
+                "stopped": self.stopped, "images_per_second": self._images_per_second(),
+                "notes": [str(note) for note in self.notes]}
 
     def _images_per_second(self) -> float | None:
         seen = (self.history.batches[-1]["seen"] if self.history.batches else 0) - self.seen_before
@@ -446,7 +446,8 @@ def _batches(config: TrainConfig, n_train: int) -> tuple[int, int, int]:
     """The micro-batch, the micro-batches one epoch trains, and those the whole sample makes."""
     micro_batch = config.batch_size // config.accumulation_steps
     full_steps = math.ceil(n_train / micro_batch)
-    steps = full_steps if config.steps_per_epoch is None else min(full_steps, config.steps_per_epoch * config.accumulation_steps)
+    steps = full_steps if config.steps_per_epoch is None else \
+        min(full_steps, config.steps_per_epoch * config.accumulation_steps)
     return micro_batch, steps, full_steps
 
 
@@ -603,7 +604,8 @@ def evaluate_predictions(model, x, y, batch_size) -> tuple[float, float, np.ndar
     """
 
     with undistributed() if processes() > 1 else contextlib.nullcontext():
-        probabilities = np.asarray(model.predict(padded(x), batch_size=batch_size, verbose=0), dtype=np.float64)[:len(x)]
+        output = model.predict(padded(x), batch_size=batch_size, verbose=0)
+    probabilities = np.asarray(output, dtype=np.float64)[:len(x)]
     picked = np.clip(probabilities[np.arange(len(y)), y], 1e-7, 1 - 1e-7)
     penalty = sum(float(keras.ops.convert_to_numpy(loss)) for loss in model.losses)
     predicted = probabilities.argmax(axis=1)

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-
 from PIL import Image
 
 from . import memory

@@ -8,7 +8,6 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-
 from tests.conftest import ROOT
 
 TIMEOUT = 60  # importing TensorFlow is slow
@@ -153,8 +152,10 @@ def test_inside_page_draws_maps_filters_and_grad_cam(trained_session):
     for layer in ("c1_conv", "s2_pool", "c3_conv", "s4_pool", "c5_conv"):
         assert f"**{layer}**" in text
     assert "first convolution's 6 kernels" in text
-    # the input, five layers of maps, the kernels, and the image / overlay / heat map of Grad-CAM
-    assert len(at.get("image")) == 1 + 5 + 1 + 3
+    # the input, four layers of maps, the kernels, and the image / overlay / heat map of Grad-CAM; C5's maps are
+    # 1x1, one value per channel, drawn as a bar each rather than as 120 flat squares
+    assert len(at.get("image")) == 1 + 4 + 1 + 3
+    assert "single pixel" in " ".join(c.value for c in at.caption) and len(at.get("plotly_chart")) == 1
     assert at.selectbox(key=f"cam-class-{trained_session[-1].id}").value is not None
 
 
@@ -263,7 +264,7 @@ def from_the_catalogue(text: str, lang: str) -> bool:
     return False
 
 
-ALL_PAGES = [path for path, _, _ in __import__("ui").PAGES]
+ALL_PAGES = [path for path, _, _ in __import__("app.nav").nav.PAGES]
 MODEL_PAGES = ["pages/4_Predict.py", "pages/5_Evaluate.py", "pages/6_Inside.py", "pages/7_Your_image.py"]
 
 
@@ -294,7 +295,7 @@ def test_korean_reaches_titles_navigation_charts_and_class_names():
     at = page("streamlit_app.py")
     at.session_state["language"] = "ko"
     no_exceptions(at.run())
-    assert at.subheader[0].value == "LeNet에서 VGG까지" and "학습" in [l.proto.label for l in at.get("page_link")]
+    assert at.subheader[0].value == "LeNet에서 VGG까지" and "학습" in [link.proto.label for link in at.get("page_link")]
     data = page("pages/2_Data.py")
     data.session_state["language"] = "ko"
     no_exceptions(data.run())
@@ -319,12 +320,12 @@ def test_the_catalogue_check_catches_a_string_written_into_a_page():
 
 
 def test_a_memory_refusal_offers_settings_the_page_can_apply(monkeypatch):
+    import app.session
     import cnnlab.memory
-    import ui
 
     monkeypatch.setattr(cnnlab.memory, "available_bytes", lambda *args: int(1.2 * 2**30))  # a small, busy server
     started = []  # what Start would train: the check is the point here, not an AlexNet run on a CPU
-    monkeypatch.setattr(ui, "start_run", lambda config, **kwargs: started.append(config) or object())
+    monkeypatch.setattr(app.session, "start_run", lambda config, **kwargs: started.append(config) or object())
     at = no_exceptions(page("pages/3_Train.py").run())
     at.sidebar.selectbox(key="train-arch").set_value("alexnet").run()
     at.sidebar.number_input(key="train-input-alexnet").set_value(224)
@@ -342,3 +343,25 @@ def test_a_memory_refusal_offers_settings_the_page_can_apply(monkeypatch):
     button(at, "Start").click().run()
     assert not any("needs about" in w.value for w in at.warning), "the suggested setting was refused too"
     assert started and started[0].model.width == width
+
+
+def test_the_streamlit_patch_still_replaces_what_streamlit_calls():
+    """CNN Lab replaces a private Streamlit function (app/streamlit_patch.py). An upgrade that renames it, or
+    stops calling it after a script run, would make the patch silently do nothing: this fails loudly instead."""
+    import inspect
+
+    from streamlit.runtime.scriptrunner import script_runner
+
+    from app import streamlit_patch
+
+    assert streamlit_patch.PATCHED in inspect.getsource(script_runner.ScriptRunner), \
+        "Streamlit's script runner no longer calls the function CNN Lab replaces"
+    assert getattr(script_runner, streamlit_patch.PATCHED) is streamlit_patch.close_figures  # applied on import
+
+    original = getattr(script_runner, streamlit_patch.PATCHED)
+    try:
+        delattr(script_runner, streamlit_patch.PATCHED)
+        with pytest.raises(streamlit_patch.StreamlitChanged, match="is gone from this Streamlit"):
+            streamlit_patch.keep_keras_state_between_reruns()
+    finally:
+        setattr(script_runner, streamlit_patch.PATCHED, original)

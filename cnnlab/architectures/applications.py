@@ -241,4 +241,4 @@ def get_application(key: str) -> Application:
     try:
         return APPLICATIONS[key]
     except (KeyError, TypeError):
-        raise LabError("unknown_application", key=shown(key), keys=", ".join(APPLICATIONS)) from None
+        raise LabError("unknown_application", name=shown(key), keys=", ".join(APPLICATIONS)) from None

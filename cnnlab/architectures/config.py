@@ -48,7 +48,8 @@ class ModelConfig:
         if arch.zoo:  # the documented ImageNet classifier: always its 1,000 classes
             classes = IMAGENET_CLASSES
         else:
-            classes = spec.num_classes if self.classes is None else checks.whole(self.classes, "classes", 2, MAX_CLASSES)
+            classes = spec.num_classes if self.classes is None else checks.whole(self.classes, "classes", 2,
+                                                                                 MAX_CLASSES)
         return dataclasses.replace(self, input_size=input_size, width=width, knobs=knobs,
                                    raw_shape=raw_shape, classes=classes)
 
@@ -62,7 +63,8 @@ class ModelConfig:
             raise LabError("model_config", keys=", ".join(names), value=checks.shown(data))
         unknown = sorted(map(str, set(data) - set(names)))
         if unknown:
-            raise LabError("unknown_setting", what=Text("errors.setting_model"), name=repr(unknown[0]), names=", ".join(names))
+            raise LabError("unknown_setting", what=Text("errors.setting_model"), name=repr(unknown[0]),
+                           names=", ".join(names))
         data = dict(data)
         if isinstance(data.get("raw_shape"), list):  # JSON has no tuples
             data["raw_shape"] = tuple(data["raw_shape"])

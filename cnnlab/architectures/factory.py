@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 
@@ -66,7 +66,7 @@ def without_weights(build: Callable[[], keras.Model]) -> keras.Model:
         try:
             with keras.StatelessScope(initialize_variables=False):
                 result["model"] = build()
-        except BaseException as error:  # handed to the caller's thread
+        except BaseException as error:  # noqa: BLE001 - handed to the caller's thread, which raises it
             result["error"] = error
 
     worker = threading.Thread(target=run, name="cnnlab-shapes")

@@ -10,8 +10,9 @@ Keras's ImageNet applications join as `keras-<key>`, from their own table (`appl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .. import checks
 from ..errors import LabError
@@ -107,7 +108,8 @@ ARCHITECTURES: dict[str, Architecture] = {}
 
 def register(arch: Architecture) -> Architecture:
     if arch.name in ARCHITECTURES:
-        raise NameClash(f"An architecture named {arch.name!r} is registered already ({ARCHITECTURES[arch.name].title}).")
+        raise NameClash(f"An architecture named {arch.name!r} is registered already "
+                        f"({ARCHITECTURES[arch.name].title}).")
     ARCHITECTURES[arch.name] = arch
     return arch
 

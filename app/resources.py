@@ -1,0 +1,48 @@
+"""What the whole server shares, made once: the datasets, the training pool, one pretrained network.
+
+Read-only things live here; anything a learner changes (models, runs) lives in that learner's
+session (`session.py`).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import cnnlab
+from cnnlab import zoo
+from cnnlab.classroom import classroom_settings
+from cnnlab.runner import TrainingPool
+
+from .text import t
+
+
+def dataset(name: str, source: str = "bundled") -> cnnlab.Dataset:
+    """Shared by every session, so its arrays are made read-only: no page can change them for others.
+    (A spinner only appears when loading takes longer than half a second: the first time.)"""
+    with st.spinner(t("app.loading_dataset")):
+        return _dataset(name, source)
+
+
+@st.cache_resource(show_spinner=False)
+def _dataset(name: str, source: str) -> cnnlab.Dataset:
+    data = cnnlab.load_dataset(name, source)
+    for array in (data.x_train, data.y_train, data.x_test, data.y_test):
+        array.setflags(write=False)
+    return data
+
+
+@st.cache_resource
+def training_pool() -> TrainingPool:
+    """The server's training slots, set in .streamlit/classroom.toml (or the file CNNLAB_CLASSROOM names)."""
+    return TrainingPool(classroom_settings())
+
+
+def pretrained(key: str):
+    """One pretrained ImageNet network at a time for the whole server: they weigh 14 to 549 MB."""
+    with st.spinner(t("app.loading_pretrained")):
+        return _pretrained(key)
+
+
+@st.cache_resource(max_entries=1, show_spinner=False)
+def _pretrained(key: str):
+    return zoo.load_pretrained(key)
