@@ -159,8 +159,8 @@ def import_app_dependencies() -> float:
     import keras  # noqa: F401
     import tensorflow  # noqa: F401
 
-    import cnnlab  # noqa: F401
     import app.nav  # noqa: F401
+    import cnnlab  # noqa: F401
     return round(time.perf_counter() - start, 2)
 
 

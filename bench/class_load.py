@@ -53,14 +53,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.machine import machine, source  # noqa: E402
 from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
+from bench.common import RESULTS, proc_status_bytes, write_json  # noqa: E402
+from bench.machine import machine, source  # noqa: E402
 from cnnlab import i18n  # noqa: E402
 from tests.app_server import CHROMIUM, CHROMIUM_ARGS, app_server  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 BROWSED = ("home", "architecture", "data", "predict", "evaluate", "inside", "your_image", "zoo")  # all but Train
 THINK_S = (5.0, 15.0)         # a browsing learner's pause between two clicks: a glance, not a read
 CLIENT_NICE = 10              # the clients yield the CPU to the server, as if on their own devices
@@ -108,7 +108,7 @@ class Watch:
                 self.cpu[pid] = seconds
             if pid != self.server_pid:
                 yield_cpu(pid, self.spared | {autogroup(self.server_pid)})
-        rss = resident_bytes(self.server_pid)
+        rss = proc_status_bytes(self.server_pid, "VmRSS")
         self.peak_rss = max(self.peak_rss, rss or 0)
 
     def server_cpu(self) -> float:
@@ -178,21 +178,14 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime, all threads
 
 
-def resident_bytes(pid: int) -> int | None:
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    return next((int(line.split()[1]) * 1024 for line in text.splitlines() if line.startswith("VmRSS:")), None)
-
-
 async def settle(page, expected_title: str | None = None, timeout_s: float = 90) -> None:
     """Until the page shows its title and the app has stopped running the script."""
     await page.wait_for_function(
         "t => { const h = document.querySelector('h1'); return h && (t === null || h.innerText.trim() === t); }",
         arg=expected_title, timeout=timeout_s * 1000, polling=100)
     await page.wait_for_function(
-        "() => !document.querySelector(\"[data-testid='stStatusWidget']\") && !document.querySelector(\"[data-stale='true']\")",
+        "() => !document.querySelector(\"[data-testid='stStatusWidget']\")"
+        " && !document.querySelector(\"[data-stale='true']\")",
         timeout=timeout_s * 1000, polling=100)
 
 
@@ -236,7 +229,7 @@ def _decode(kind, event):
         return None
     try:
         return kind.FromString(base64.b64decode(frame["payloadData"]))
-    except Exception:
+    except Exception:  # noqa: BLE001 - a frame that does not decode is not a Streamlit message
         return None
 
 
@@ -285,7 +278,7 @@ async def train(browser, url: str, delay_s: float, deadline: float, ready: list 
         return {"finished": True, "seconds_to_result": round(finished - started, 2),
                 "images_per_second": history["result"]["images_per_second"],
                 "test_accuracy": history["result"]["test_accuracy"], "predict_offers": offered}
-    except Exception as error:  # a run that did not finish is the finding, not a crash of the bench
+    except Exception as error:  # noqa: BLE001 - a run that did not finish is the finding, not a crash of the bench
         return {"finished": False, "error": f"{step}: {type(error).__name__}: {str(error).splitlines()[0]}"}
     finally:
         await context.close()
@@ -314,7 +307,7 @@ async def browse(browser, url: str, rng: random.Random, arrive_s: float, done: a
             try:
                 await asyncio.wait_for(done.wait(), rng.uniform(*THINK_S))
                 break
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             here = rng.choice([key for key in BROWSED if key != here])
             times.expect()
@@ -325,16 +318,17 @@ async def browse(browser, url: str, rng: random.Random, arrive_s: float, done: a
                 seen[drawn].append((here, time.monotonic() - clicked))
                 await asyncio.wait_for(times.answered.wait(), 60)
                 seen["renders"].append((here, times.seconds))
-            except Exception as error:  # a slow or failed page is a finding; the learner clicks on
+            except Exception as error:  # noqa: BLE001 - a slow or failed page is a finding; the learner clicks on
                 seen["errors"].append(f"{here}: {type(error).__name__}: {str(error).splitlines()[0]}")
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - likewise the first page
         seen["errors"].append(f"first page: {type(error).__name__}: {str(error).splitlines()[0]}")
     finally:
         await context.close()
 
 
 async def measure(learners: int = 30, trainers: int = 8, start_window_s: float = 5.0, deadline_s: float = 900,
-                  arrival_s: float = 20.0, observers: int = 2, alone: bool = True, streamlit_args: tuple[str, ...] = (), log: Path | None = None) -> dict:
+                  arrival_s: float = 20.0, observers: int = 2, alone: bool = True,
+                  streamlit_args: tuple[str, ...] = (), log: Path | None = None) -> dict:
     """The whole measurement, for the benchmark and for the test suite."""
     from playwright.async_api import async_playwright
 
@@ -357,11 +351,11 @@ async def measure(learners: int = 30, trainers: int = 8, start_window_s: float =
                 seen = {key: [] for key in ("renders", "drawn", "observed", "first", "first_drawn", "errors")}
                 began = time.monotonic()
                 # The class arrives over `arrival_s`: some browse, the others open the Train page...
-                browsing = [asyncio.create_task(browse(browser, url, random.Random(rng.random()), arrival_s * rng.random(),
-                                                       done, seen))
+                browsing = [asyncio.create_task(browse(browser, url, random.Random(rng.random()),
+                                                       arrival_s * rng.random(), done, seen))
                             for _ in range(learners - trainers - observers)]
-                browsing += [asyncio.create_task(browse(observing, url, random.Random(rng.random()), arrival_s * rng.random(),
-                                                        done, seen, "observed"))
+                browsing += [asyncio.create_task(browse(observing, url, random.Random(rng.random()),
+                                                        arrival_s * rng.random(), done, seen, "observed"))
                              for _ in range(observers)]
                 deadline = time.monotonic() + deadline_s
                 runs = [asyncio.create_task(train(browser, url, start_window_s * i / max(1, trainers - 1), deadline,
@@ -382,8 +376,8 @@ async def measure(learners: int = 30, trainers: int = 8, start_window_s: float =
                 await observing.close()
             watch.sample()
     return report(alone_runs, runs, seen, watch, before, wall,
-                  dict(learners=learners, trainers=trainers, observers=observers, arrival_s=arrival_s, start_window_s=start_window_s,
-                       deadline_s=deadline_s,
+                  dict(learners=learners, trainers=trainers, observers=observers, arrival_s=arrival_s,
+                       start_window_s=start_window_s, deadline_s=deadline_s,
                        streamlit_args=list(streamlit_args), think_s=list(THINK_S), client_nice=CLIENT_NICE))
 
 
@@ -398,7 +392,8 @@ def report(alone_runs, runs, seen, watch, before, wall, settings) -> dict:
     return {
         "settings": settings,
         "alone": {"images_per_second": alone_speed, "runs": alone_runs,
-                  "what": "the median of the runs alone after the first (which warms the server up): one before the class, two after"},
+                  "what": "the median of the runs alone after the first (which warms the server up): "
+                          "one before the class, two after"},
         "runs": runs,
         "all_finished": len(finished) == len(runs),
         "each_sees_only_its_own_run": own_only,
@@ -407,13 +402,14 @@ def report(alone_runs, runs, seen, watch, before, wall, settings) -> dict:
         "class_wall_s": round(wall, 1),
         "page_renders_s": spread(seen["observed"]) | {
             "target": 2.0, "by_page": by_page(seen["observed"]),
-            "what": "click to page drawn and idle, for the observers: learners at normal priority in a browser of their own"},
+            "what": "click to page drawn and idle, for the observers: "
+                    "learners at normal priority in a browser of their own"},
         "server_answers_s": spread(seen["renders"]) | {
             "by_page": by_page(seen["renders"]),
             "what": "every browsing learner's click, from its rerun request to the server's last message, timed by "
                     "Chromium's network layer (which a starved client may itself delay)"},
-        "clicks_per_browsing_learner_per_minute": round(len(seen["renders"]) / max(1, settings["learners"] - settings["trainers"])
-                                                        / (wall / 60), 2),
+        "clicks_per_browsing_learner_per_minute": round(
+            len(seen["renders"]) / max(1, settings["learners"] - settings["trainers"]) / (wall / 60), 2),
         "page_drawn_by_load_clients_s": spread(seen["drawn"]) | {
             "what": f"until the client had drawn it, clients at nice {CLIENT_NICE} on the server's own cores"},
         "first_page_s": spread(seen["first"]) | {"what": "the server's answer to a learner's first visit"},
@@ -443,7 +439,8 @@ def summary(result: dict) -> str:
     t, r, d, f = (result[k] for k in ("throughput_ratio", "page_renders_s", "server_answers_s", "first_page_s"))
     return "\n".join([
         f"runs finished: {sum(x['finished'] for x in result['runs'])}/{len(result['runs'])}; "
-        f"each sees only its own: {result['each_sees_only_its_own_run']}; {result['class_wall_s']} s from Start to the last result",
+        f"each sees only its own: {result['each_sees_only_its_own_run']}; "
+        f"{result['class_wall_s']} s from Start to the last result",
         f"throughput while watched / alone: median {t['median']}, slowest {t['slowest']} (target >= {t['target']})",
         f"page renders (observers): median {r.get('median')} s, p90 {r.get('p90')} s, slowest {r.get('slowest')} s "
         f"over {r['count']} clicks (target < {r['target']} s); server answers to all {d['count']} clicks: "
@@ -465,7 +462,6 @@ def main(argv=None) -> None:
     parser.add_argument("--streamlit-arg", action="append", default=[], help="another `streamlit run` option")
     parser.add_argument("--suffix", default="", help="appended to the results' file name")
     args = parser.parse_args(argv)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     log = Path(tempfile.gettempdir()) / "cnnlab_class_load_server.log"  # the server's output, if something goes wrong
     code = source()
     result = asyncio.run(measure(args.learners, args.trainers, args.start_window, args.deadline, args.arrival,
@@ -474,7 +470,7 @@ def main(argv=None) -> None:
               "clients": "Debian Chromium, one browser context per learner, driven by Playwright", **result}
     name = "class_load" + ("" if (args.learners, args.trainers) == (30, 8) and not args.streamlit_arg else
                            f"_{args.learners}x{args.trainers}") + args.suffix
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    write_json(RESULTS / f"{name}.json", result, ensure_ascii=False)
     print(summary(result))
     print(f"wrote bench/results/{name}.json")
 

@@ -22,22 +22,14 @@ prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from machine import package_version  # bench/ is on sys.path when a script here runs
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
-
-
-def peak_gb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, 3)
+from common import RESULTS, ROOT, open_page, peak_gb, write_json  # bench/ is on sys.path when a script here runs
+from machine import machine
 
 
 def main() -> None:
@@ -51,12 +43,9 @@ def main() -> None:
     os.environ["CNNLAB_CLASSROOM"] = str(settings)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.path.insert(0, str(ROOT))
-    from streamlit.testing.v1 import AppTest
 
     def open_train_page():
-        at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
-        at.switch_page("pages/3_Train.py")
-        return at.run()
+        return open_page("pages/3_Train.py").run()
 
     open_train_page()  # the server starts: TensorFlow imported, datasets loaded
     baseline = peak_gb()
@@ -104,13 +93,11 @@ def main() -> None:
         "server_peak_gb": {"after_start": baseline, "end": peak_gb()},
         "test_accuracy": {"min": round(min(r.run.test_accuracy for r in runs), 3),
                           "max": round(max(r.run.test_accuracy for r in runs), 3)},
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                    "keras": package_version("keras"), "streamlit": package_version("streamlit")},
+        "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
     }
-    RESULTS.mkdir(exist_ok=True)
     suffix = "" if (args.sessions, args.slots) == (16, 2) else f".{args.sessions}x{args.slots}"
-    (RESULTS / f"classroom{suffix}.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_json(RESULTS / f"classroom{suffix}.json", result)
     print("| sessions | slots | finished | most at once | shown a place | own run only | wait to first batch "
           "(min/median/max s) | server peak GB (start → end) |")
     print("|---:|---:|---:|---:|---:|---|---|---|")

@@ -31,15 +31,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 from pathlib import Path
 
-from train_memory_speed import machine  # bench/ is on sys.path when a script here runs
+from common import RESULTS, peak_bytes, run_worker, write_json  # bench/ is on sys.path when a script here runs
+from machine import commit, machine
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 TOLERANCE = 0.30          # the estimate must be within 30% of the measured peak
 BATCH = 128
 STEPS = 2                 # training steps in the one epoch; the end-of-epoch validation comes after them
@@ -63,11 +60,6 @@ def train_config(name: str, steps: int = STEPS, batch: int = BATCH, data_path: s
 
 
 # ---------------------------------------------------------------- worker: one run per process
-
-def peak_bytes() -> int:
-    """This process's peak resident memory so far; Linux reports ru_maxrss in KiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
 
 def worker(name: str, steps: int, batch: int, data_path: str | None) -> dict:
     import keras  # noqa: F401
@@ -97,15 +89,8 @@ def worker(name: str, steps: int, batch: int, data_path: str | None) -> dict:
 
 def measure(name: str, steps: int, batch: int, data_path: str | None) -> dict:
     print(f"measuring {name} ...", file=sys.stderr, flush=True)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, __file__, "--worker", name, "--steps", str(steps), "--batch", str(batch)]
-    if data_path:
-        command += ["--data-path", data_path]
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"{name} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    options = ["--steps", str(steps), "--batch", str(batch)] + (["--data-path", data_path] if data_path else [])
+    return run_worker(__file__, name, *options, what=name)
 
 
 def compare(measured: dict) -> dict:
@@ -135,14 +120,6 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def commit() -> str | None:
-    """The commit measured, with "+changes" when tracked files differ from it."""
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    head = git("rev-parse", "--short", "HEAD")
-    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "") if head else None
-
-
 def default_out(args) -> Path:
     """The committed name for a full run; any other run gets a suffix (ignored by git)."""
     suffix = "".join([f".{args.only}" if args.only else "", f".b{args.batch}" if args.batch != BATCH else "",
@@ -167,9 +144,7 @@ def main(argv=None) -> None:
               "configurations": {name: dict(zip(("arch", "input_size", "width", "knobs"), (CONFIGS | EXTRA)[name]))
                                  for name in names},
               "measurements": rows}
-    out = Path(args.out) if args.out else default_out(args)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
+    out = write_json(Path(args.out) if args.out else default_out(args), report)
     print(table(rows) + f"\n\nwritten to {out}")
 
 

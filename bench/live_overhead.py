@@ -22,17 +22,14 @@ markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
-from machine import package_version  # bench/ is on sys.path when a script here runs
+from common import RESULTS, ROOT, write_json  # bench/ is on sys.path when a script here runs
+from machine import machine
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 EPOCHS, BATCH = 3, 128
 
 
@@ -73,14 +70,11 @@ def main() -> None:
         seconds["live"].append(round(live(), 3))
     medians = {side: statistics.median(times) for side, times in seconds.items()}
     result = {"what": f"LeNet-5, bundled MNIST (6,000/1,000), batch {BATCH}, {EPOCHS} epochs, validated every epoch",
-              "seconds": seconds, "median_seconds": medians, "ratio_live_over_plain": round(medians["live"] / medians["plain"], 3),
-              "target": "below 1.05",
-              "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "keras": package_version("keras"),
-                          "tensorflow": package_version("tensorflow-cpu", "tensorflow")},
-              "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%d")}
-    RESULTS.mkdir(exist_ok=True)
+              "seconds": seconds, "median_seconds": medians,
+              "ratio_live_over_plain": round(medians["live"] / medians["plain"], 3), "target": "below 1.05",
+              "machine": machine(), "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%d")}
     suffix = "" if args.repeats == 7 else f".{args.repeats}"
-    (RESULTS / f"live_overhead{suffix}.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_json(RESULTS / f"live_overhead{suffix}.json", result)
     print("| side | seconds per round | median |\n|---|---|---:|")
     for side, times in seconds.items():
         print(f"| {side} | {', '.join(map(str, times))} | {medians[side]:.2f} |")

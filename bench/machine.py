@@ -31,17 +31,24 @@ def machine() -> dict:
             "platform": platform.platform(), "python": platform.python_version(),
             "streamlit": package_version("streamlit"), "keras": package_version("keras"),
             "tensorflow": package_version("tensorflow", "tensorflow-cpu"), "numpy": package_version("numpy"),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+
+
+def _git(*args: str) -> str | None:
+    done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+    return done.stdout.rstrip() if done.returncode == 0 else None
 
 
 def source() -> dict:
     """The commit measured, and the files that differed from it (the pages are read from disk at every run)."""
-    def git(*args: str) -> str | None:
-        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
-        return done.stdout.rstrip() if done.returncode == 0 else None
-
-    changes = git("status", "--porcelain")
-    diff = git("diff", "HEAD", "--", ".", ":(exclude)*.json") or ""
-    return {"commit": git("rev-parse", "--short", "HEAD"),
+    changes = _git("status", "--porcelain")
+    diff = _git("diff", "HEAD", "--", ".", ":(exclude)*.json") or ""
+    return {"commit": _git("rev-parse", "--short", "HEAD"),
             "uncommitted": [line for line in (changes or "").splitlines() if not line.endswith(".json")],
             "diff_sha1": hashlib.sha1(diff.encode()).hexdigest()[:12] if diff else None}
+
+
+def commit() -> str | None:
+    """The commit measured, in one word: with "+changes" when tracked files differ from it."""
+    head = _git("rev-parse", "--short", "HEAD")
+    return head + ("+changes" if _git("status", "--porcelain", "--untracked-files=no") else "") if head else None

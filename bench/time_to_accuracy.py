@@ -26,18 +26,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from train_memory_speed import lecture_lenet, machine  # bench/ is on sys.path when a script here runs
+from common import RESULTS, ROOT, run_worker, write_json  # bench/ is on sys.path when a script here runs
+from machine import machine
+from train_memory_speed import lecture_lenet
 
-ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "datasets" / "mnist.npz"
-RESULTS = ROOT / "bench" / "results"
 SIDES = ("lecture", "seed", "fast")
 TARGETS = (0.98, 0.985, 0.99)  # test accuracy
 
@@ -97,13 +95,7 @@ def lecture(data: str, quick: bool) -> list[dict]:
 
 def run_side(side: str, data: str, quick: bool) -> list[dict]:
     print(f"training {side} ...", file=sys.stderr, flush=True)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, __file__, "--worker", side, "--data", data] + ["--quick"] * quick
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"{side} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_worker(__file__, side, "--data", data, *["--quick"] * quick, what=side)
 
 
 def seconds_to(epochs: list[dict], key: str, target: float) -> float | None:
@@ -123,9 +115,11 @@ def summary(runs: dict[str, list[list[dict]]]) -> dict:
         for key, target, label in goals:
             reached = [seconds_to(r, key, target) for r in rounds]
             times[label] = None if None in reached else round(statistics.median(reached), 2)
-        out[side] = {"epochs": len(rounds[0]), "whole_run_seconds": round(statistics.median(r[-1]["seconds"] for r in rounds), 2),
+        out[side] = {"epochs": len(rounds[0]),
+                     "whole_run_seconds": round(statistics.median(r[-1]["seconds"] for r in rounds), 2),
                      "final_test_accuracy": round(statistics.median(r[-1]["test_accuracy"] for r in rounds), 4),
-                     "best_test_accuracy": round(statistics.median(max(e["test_accuracy"] for e in r) for r in rounds), 4),
+                     "best_test_accuracy": round(statistics.median(max(e["test_accuracy"] for e in r)
+                                                                   for r in rounds), 4),
                      "final_train_accuracy": round(statistics.median(r[-1]["accuracy"] for r in rounds), 4),
                      "seconds_to": times}
     out["lecture_final_test_accuracy"] = lecture_final
@@ -152,15 +146,16 @@ def ratios(summ: dict) -> dict:
 
 def table(summ: dict, ratio: dict) -> str:
     labels = list(summ["lecture"]["seconds_to"])
-    head = "| side | epochs | whole run (s) | final test acc | " + " | ".join(f"s to {l}" for l in labels) + " |"
-    lines = [head, "|---|---:|---:|---:|" + "---:|" * len(labels)]
+    head = "| side | epochs | whole run (s) | final test acc | " + "".join(f"s to {label} | " for label in labels)
+    lines = [head.rstrip(), "|---|---:|---:|---:|" + "---:|" * len(labels)]
     for side in SIDES:
         s = summ[side]
-        cells = ["not reached" if s["seconds_to"][l] is None else f"{s['seconds_to'][l]:.1f}" for l in labels]
+        cells = [f"{s['seconds_to'][label]:.1f}" if s["seconds_to"][label] is not None else "not reached"
+                 for label in labels]
         lines.append(f"| {side} | {s['epochs']} | {s['whole_run_seconds']:.1f} | {s['final_test_accuracy']:.2%} | "
                      + " | ".join(cells) + " |")
     for side in ("seed", "fast"):
-        cells = ["-" if ratio[side][l] is None else str(ratio[side][l]) for l in labels]
+        cells = ["-" if ratio[side][label] is None else str(ratio[side][label]) for label in labels]
         lines.append(f"| {side} / lecture | | {ratio[side]['whole_run']} | | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -179,9 +174,7 @@ def main(argv=None) -> None:
     summ = summary(runs)
     report = {"machine": machine(), "data": str(args.data), "rounds": args.rounds, "quick": args.quick,
               "epochs_by_round": runs, "summary": summ, "ratios_cnnlab_over_lecture": ratios(summ)}
-    out = Path(args.out or RESULTS / ("time_to_accuracy" + ".quick" * args.quick + ".json"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
+    out = write_json(Path(args.out or RESULTS / ("time_to_accuracy" + ".quick" * args.quick + ".json")), report)
     print(table(summ, report["ratios_cnnlab_over_lecture"]) + f"\n\nwritten to {out}")
 
 

@@ -28,18 +28,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from machine import machine  # bench/ is on sys.path when a script here runs
+# bench/ is on sys.path when a script here runs
+from common import RESULTS, ROOT, peak_gb, proc_status_bytes, worker_env, worker_result, write_json
+from machine import machine
 
-ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "cnnlab" / "bundled"
-RESULTS = ROOT / "bench" / "results"
 MODELS = {  # arch, data, images, input size, batch
     "lenet": ("lenet5", "mnist", 6000, 32, 128),
     "alexnet": ("alexnet", "cifar10", 5000, 224, 128),
@@ -54,11 +52,6 @@ LECTURE_VGG19 = ("vgg19", "cifar10", 5000, 224, 128)  # memory only, stopped pas
 
 
 # ---------------------------------------------------------------- worker: one measurement per process
-
-def peak_gb() -> float:
-    """This process's peak resident memory so far, in GB (10^9 bytes); Linux reports KiB."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, 3)
-
 
 def worker(model: str, side: str, warmup: int, steps: int) -> dict:
     arch, _, _, size, batch = LECTURE_VGG19 if model == "vgg19-lecture" else MODELS[model]
@@ -196,10 +189,9 @@ def measure(model: str, side: str, warmup: int, steps: int, limit_gb: float | No
     """One measurement in a fresh process. With `limit_gb`, the process is stopped as soon as its
     resident memory passes the limit (polled ten times a second), and the result says so."""
     print(f"measuring {model} / {side} ...", file=sys.stderr, flush=True)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, __file__, "--worker", model, side, "--warmup", str(warmup), "--steps", str(steps)]
-    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+    with subprocess.Popen(command, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as child:
         peak, start = 0.0, time.perf_counter()
         while child.poll() is None:
             peak = max(peak, resident_gb(child.pid))
@@ -210,18 +202,12 @@ def measure(model: str, side: str, warmup: int, steps: int, limit_gb: float | No
                         "seconds_until_stopped": round(time.perf_counter() - start, 1)}
             time.sleep(0.1)
         stdout, stderr = child.communicate()
-    if child.returncode != 0:
-        sys.exit(f"{model}/{side} failed (exit {child.returncode}):\n{stderr[-3000:]}")
-    return json.loads(stdout.strip().splitlines()[-1])
+    return worker_result(f"{model}/{side}", child.returncode, stdout, stderr)
 
 
 def resident_gb(pid: int) -> float:
     """A running process's peak resident memory so far (VmHWM), in GB; 0 once it has gone."""
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0.0
-    return next((int(line.split()[1]) * 1024 / 1e9 for line in text.splitlines() if line.startswith("VmHWM:")), 0.0)
+    return (proc_status_bytes(pid, "VmHWM") or 0) / 1e9
 
 
 def ratios(measurements: list[dict]) -> dict:
@@ -245,11 +231,13 @@ def table(measurements: list[dict], ratio: dict) -> str:
                      f"| {lab['peak_rss_gb']:.2f} | {r['cnnlab']['peak_rss_gb']:.2f} "
                      f"| {lec['images_per_second']:.2f} | {lab['images_per_second']:.2f} "
                      f"| {r['cnnlab']['images_per_second']:.2f} "
-                     + (f"| {xla['images_per_second']:.2f} | {r['lecture-xla']['images_per_second']:.2f} |" if xla else "| | |"))
+                     + (f"| {xla['images_per_second']:.2f} | {r['lecture-xla']['images_per_second']:.2f} |"
+                        if xla else "| | |"))
     stopped = by.get(("vgg19-lecture", "lecture"))
     if stopped:
         lines.append(f"\nThe lecture's VGG19 (224x224, batch 128): stopped at {stopped['peak_rss_gb']:.2f} GB, past "
-                     f"the {stopped['stopped_past_gb']} GB limit, {stopped['seconds_until_stopped']} s after it started."
+                     f"the {stopped['stopped_past_gb']} GB limit, "
+                     f"{stopped['seconds_until_stopped']} s after it started."
                      if "stopped_past_gb" in stopped else
                      f"\nThe lecture's VGG19 (224x224, batch 128): peak {stopped['peak_rss_gb']:.2f} GB.")
     return "\n".join(lines)
@@ -277,9 +265,7 @@ def main(argv=None) -> None:
         measurements.append(measure("vgg19-lecture", "lecture", 1, 1, limit_gb=args.limit_gb))
     report = {"machine": machine(), "data": "cnnlab bundled samples, same images for every side",
               "measurements": measurements, "ratios_over_lecture": ratios(measurements)}
-    out = Path(args.out or default_out(args.quick, args.only))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
+    out = write_json(Path(args.out or default_out(args.quick, args.only)), report)
     print(table(measurements, report["ratios_over_lecture"]) + f"\n\nwritten to {out}")
 
 

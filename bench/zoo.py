@@ -24,24 +24,18 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import resource
-import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-from machine import package_version  # bench/ is on sys.path when a script here runs
+from common import RESULTS, peak_bytes, run_worker, write_json  # bench/ is on sys.path when a script here runs
+from machine import commit, machine
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
-COUNTED = {"VGG19": "keras-vgg19-top", "NASNetLarge": "keras-nasnetlarge", "ResNet50": "keras-resnet50"}
+COUNTED = {"VGG19": "keras-vgg19", "NASNetLarge": "keras-nasnetlarge", "ResNet50": "keras-resnet50"}
 TIMED = ("mobilenetv2", "resnet50", "vgg19")
 
 
 def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_bytes() / 2**20
 
 
 def count_worker(model: str, side: str) -> dict:
@@ -58,14 +52,6 @@ def count_worker(model: str, side: str) -> dict:
         params = cnnlab.layer_table(COUNTED[model]).total_params
     return {"model": model, "side": side, "params": params, "seconds": round(time.perf_counter() - start, 2),
             "imports_mb": round(base), "peak_above_imports_mb": round(peak_mb() - base)}
-
-
-def run_worker(*args) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True,
-                          cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)})
-    if done.returncode:
-        raise SystemExit(done.stderr)
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def transfer_runs() -> dict:
@@ -98,7 +84,8 @@ def timings() -> list[dict]:
             ms = zoo.measure_cpu_ms(key)
             documented = APPLICATIONS[key].documented.cpu_ms / 32
             rows.append({"model": APPLICATIONS[key].name, "ms_per_image_here": round(ms, 1),
-                         "documented_ms_per_image": round(documented, 2), "here_over_documented": round(ms / documented, 1)})
+                         "documented_ms_per_image": round(documented, 2),
+                         "here_over_documented": round(ms / documented, 1)})
     return rows
 
 
@@ -112,17 +99,17 @@ def main() -> None:
         return
     counting = []
     for model in COUNTED:
-        keras_side, ours = run_worker(model, "keras"), run_worker(model, "cnnlab")
+        keras_side, ours = (run_worker(__file__, model, side, what=f"{model}/{side}") for side in ("keras", "cnnlab"))
         counting.append({"model": model, "keras": keras_side, "cnnlab": ours,
-                         "memory_ratio": round(max(ours["peak_above_imports_mb"], 1) / keras_side["peak_above_imports_mb"], 3),
+                         "memory_ratio": round(max(ours["peak_above_imports_mb"], 1)
+                                               / keras_side["peak_above_imports_mb"], 3),
                          "time_ratio": round(ours["seconds"] / keras_side["seconds"], 3)})
-    result = {"date": datetime.date.today().isoformat(), "commit": _commit(), "machine": _machine(),
-              "counting": counting}
+    result = {"date": datetime.date.today().isoformat(), "commit": commit(),
+              "machine": machine() | {"load_average": os.getloadavg()}, "counting": counting}
     if not args.quick:
         result["transfer"] = transfer_runs()
         result["cpu_ms"] = timings()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / ("zoo.quick.json" if args.quick else "zoo.json")).write_text(json.dumps(result, indent=1) + "\n")
+    write_json(RESULTS / ("zoo.quick.json" if args.quick else "zoo.json"), result)
     print(markdown(result))
 
 
@@ -131,29 +118,21 @@ def markdown(result: dict) -> str:
              "cnnlab (s) | cnnlab/Keras |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row in result["counting"]:
         k, c = row["keras"], row["cnnlab"]
-        lines.append(f"| {row['model']} | {c['params']:,} | {k['peak_above_imports_mb']} | {c['peak_above_imports_mb']} | "
+        lines.append(f"| {row['model']} | {c['params']:,} | {k['peak_above_imports_mb']} "
+                     f"| {c['peak_above_imports_mb']} | "
                      f"{row['memory_ratio']} | {k['seconds']} | {c['seconds']} | {row['time_ratio']} |")
     if "transfer" in result:
         t = result["transfer"]
         lines += ["", "| transfer run | seconds | test accuracy |", "|---|---:|---:|",
                   f"| first (computes the features) | {t['first']['seconds']} | {t['first']['test_accuracy']:.3f} |",
-                  f"| second (cached features, new head) | {t['second']['seconds']} | {t['second']['test_accuracy']:.3f} |",
+                  f"| second (cached features, new head) | {t['second']['seconds']} "
+                  f"| {t['second']['test_accuracy']:.3f} |",
                   f"| second / first | {t['second_over_first']} | |"]
-        lines += ["", "| model | CPU ms / image here | documented ms / image | here / documented |", "|---|---:|---:|---:|"]
-        lines += [f"| {r['model']} | {r['ms_per_image_here']} | {r['documented_ms_per_image']} | {r['here_over_documented']} |"
-                  for r in result["cpu_ms"]]
+        lines += ["", "| model | CPU ms / image here | documented ms / image | here / documented |",
+                  "|---|---:|---:|---:|"]
+        lines += [f"| {r['model']} | {r['ms_per_image_here']} | {r['documented_ms_per_image']} "
+                  f"| {r['here_over_documented']} |" for r in result["cpu_ms"]]
     return "\n".join(lines)
-
-
-def _commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    return done.stdout.strip()
-
-
-def _machine() -> dict:
-    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "keras": package_version("keras"), "tensorflow": package_version("tensorflow-cpu", "tensorflow"),
-            "load_average": os.getloadavg()}
 
 
 if __name__ == "__main__":

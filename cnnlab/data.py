@@ -14,6 +14,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from . import checks, memory
@@ -239,8 +240,6 @@ def _matching_spec(image_shape, classes: int, name: str | None) -> DatasetSpec |
 
 def _download(spec: DatasetSpec) -> Dataset:
     """Keras's own loader: it downloads once and caches in its own folder, which we never write to."""
-    import keras
-
     loader = {"mnist": keras.datasets.mnist.load_data, "cifar10": keras.datasets.cifar10.load_data}[spec.name]
     try:
         (x_train, y_train), (x_test, y_test) = loader()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 from keras import layers
+from PIL import Image
 
 from . import checks
 from .architectures.preprocessing import ImageNetPreprocess, is_preprocessing
@@ -193,8 +194,6 @@ def _to_raw_image(model, layer, cam: np.ndarray) -> np.ndarray:
     """Bring a map onto the raw image: each map cell sits at the centre of its receptive field in
     the network's input (a 'valid' convolution's map does not stretch evenly over the input), then
     LeNet's border is cut off, or the resize undone."""
-    from PIL import Image
-
     body = [each for each in model.layers[1:] if not is_preprocessing(each)]
     side = body[0].input.shape[1:3]
     if all(len(each._inbound_nodes[0].input_tensors) == 1 for each in body):

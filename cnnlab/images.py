@@ -23,6 +23,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from . import checks
 from .errors import LabError, Text
@@ -52,8 +53,6 @@ def read_image(source: str | Path | bytes, image_shape: tuple[int, int, int], di
     `name` is what a refusal calls the picture, such as an uploaded file's name (by default: a
     path's file name, or "the upload" in the learner's language).
     """
-    from PIL import Image
-
     image_shape = _check_shape(image_shape)
     if digit is None:
         digit = image_shape == (28, 28, 1)
@@ -75,8 +74,6 @@ def normalise_digit(grey: np.ndarray, size: tuple[int, int] = (28, 28), box: int
     Dark ink on light paper is inverted first (the border tells which is the background).
     Raises a LabError (a ValueError) for an image with no ink at all.
     """
-    from PIL import Image
-
     try:
         if np.asarray(grey).dtype.kind not in "biuf":  # text, objects, complex numbers are not pixels
             raise TypeError
@@ -143,8 +140,6 @@ _UNREADABLE = (OSError, ValueError, EOFError, SyntaxError, IndexError, KeyError,
 def _decode(source, image_shape: tuple[int, int, int], name: str | None = None):
     """The picture's first frame, decoded once its header has passed the limits, at a scale no
     larger than the network's image needs (see _working_factor)."""
-    from PIL import Image, UnidentifiedImageError
-
     data, name = _read(source, name)
     try:
         image = _open(data, name)
@@ -184,8 +179,6 @@ def _read(source, name: str | None) -> tuple[bytes, str | Text]:
 
 def _open(data: bytes, name):
     """The picture with only its header read, refused if decoding it would cost more than the limits."""
-    from PIL import Image
-
     try:
         with warnings.catch_warnings():  # Pillow's own limit, far above MAX_PIXELS, is only a warning
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -244,8 +237,6 @@ _OBJECT_REPR = re.compile(r"<[^<>]*\bat 0x[0-9a-fA-F]+>")
 def _reason(error: Exception):
     """Why a picture could not be read, in words: never an object's repr (Pillow names a file in
     memory by its address, <_io.BytesIO object at 0x...>)."""
-    from PIL import UnidentifiedImageError
-
     if isinstance(error, UnidentifiedImageError):
         return Text("errors.image_unknown")
     words = " ".join(_OBJECT_REPR.sub("", str(error)).split()).strip(" :")
@@ -254,8 +245,6 @@ def _reason(error: Exception):
 
 def _flatten_alpha(image):
     """Transparent pixels become white paper, as a drawing on a page would be."""
-    from PIL import Image
-
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

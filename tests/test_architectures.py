@@ -51,10 +51,10 @@ def test_alexnet_spatial_sizes_follow_the_lecture():
 def test_vgg19_matches_keras_applications_convolution_stack():
     ours = build_model("vgg19")
     reference = keras.applications.VGG19(weights=None, include_top=False, input_shape=(224, 224, 3))
-    ref_convs = [(l.name, tuple(l.kernel.shape), l.output.shape[1:]) for l in reference.layers
-                 if isinstance(l, keras.layers.Conv2D)]
-    our_convs = [(l.name, tuple(l.kernel.shape), l.output.shape[1:]) for l in ours.layers
-                 if isinstance(l, keras.layers.Conv2D)]
+    ref_convs = [(layer.name, tuple(layer.kernel.shape), layer.output.shape[1:]) for layer in reference.layers
+                 if isinstance(layer, keras.layers.Conv2D)]
+    our_convs = [(layer.name, tuple(layer.kernel.shape), layer.output.shape[1:]) for layer in ours.layers
+                 if isinstance(layer, keras.layers.Conv2D)]
     assert our_convs == ref_convs
     assert ours.get_layer("flatten").output.shape[1:] == (25088,)
     assert ours.get_layer("block1_conv1").kernel_regularizer.l2 == pytest.approx(5e-4)
@@ -84,7 +84,7 @@ def test_tables_scale_with_input_size_above_native(name):
 
 def test_width_multiplier_scales_filters_and_units():
     model = build_model("lenet5", width=0.5)
-    assert [l.filters for l in model.layers if isinstance(l, keras.layers.Conv2D)] == [3, 8, 60]
+    assert [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)] == [3, 8, 60]
     assert model.get_layer("f6_dense").units == 42
     assert model.get_layer("predictions").units == 10
     assert build_model("vgg19", width=0.25, input_size=32).get_layer("block5_conv4").filters == 128
@@ -138,7 +138,7 @@ def test_model_config_round_trips_through_a_dict():
 # The model owns its preprocessing: the lecture's numpy/TensorFlow code gives the same arrays.
 
 def preprocessed(model, images):
-    last_prep = [l for l in model.layers if l.name.startswith("prep_")][-1]
+    last_prep = [layer for layer in model.layers if layer.name.startswith("prep_")][-1]
     return keras.Model(model.input, last_prep.output).predict(images, verbose=0)
 
 

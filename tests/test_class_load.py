@@ -22,7 +22,8 @@ DEADLINE_S = 600  # generous: the 8 runs take about a minute on 2 cores; a stall
 def test_eight_learners_press_start_at_once_and_every_run_finishes():
     from bench.class_load import measure
 
-    result = asyncio.run(measure(learners=8, trainers=8, start_window_s=3, deadline_s=DEADLINE_S, arrival_s=5, alone=False))
+    result = asyncio.run(measure(learners=8, trainers=8, start_window_s=3, deadline_s=DEADLINE_S, arrival_s=5,
+                                 alone=False))
     unfinished = [run for run in result["runs"] if not run["finished"]]
     assert not unfinished, f"{len(unfinished)} of 8 runs did not finish in {DEADLINE_S} s: {unfinished[0]['error']}"
     assert result["each_sees_only_its_own_run"], [run["predict_offers"] for run in result["runs"]]

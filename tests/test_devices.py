@@ -33,7 +33,8 @@ def cnnlab_on_two_devices(*argv: str) -> subprocess.CompletedProcess:
 
 
 def test_two_devices_learn_what_one_device_learns(tmp_path):
-    common = ["train", "lenet5", "--epochs", "2", "--sample", "0.2", "--batch-size", "64", "--lr", "0.003", "--seed", "3"]
+    common = ["train", "lenet5", "--epochs", "2", "--sample", "0.2", "--batch-size", "64", "--lr", "0.003",
+              "--seed", "3"]
     runs = {}
     for devices in ("1", "all"):
         done = cnnlab_on_two_devices(*common, "--devices", devices, "--out", str(tmp_path / devices))
@@ -42,7 +43,8 @@ def test_two_devices_learn_what_one_device_learns(tmp_path):
     one, two = runs["1"], runs["all"]
     assert len(one["batches"]) == len(two["batches"]) == 2 * 19  # 1,200 digits in batches of 64
     for a, b in zip(one["epochs"], two["epochs"]):
-        assert b["loss"] == pytest.approx(a["loss"], abs=1e-3) and b["val_loss"] == pytest.approx(a["val_loss"], abs=1e-3)
+        assert b["loss"] == pytest.approx(a["loss"], abs=1e-3)
+        assert b["val_loss"] == pytest.approx(a["val_loss"], abs=1e-3)
         assert b["val_accuracy"] == pytest.approx(a["val_accuracy"], abs=0.011)  # at most one test image apart
     assert two["epochs"][-1]["val_accuracy"] > 0.6  # and it learnt
 

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab import (ModelConfig, build_model, evaluate_model, layer_table, load_dataset,
-                    normalise_digit, read_image)
-from tests.conftest import LAB
+from cnnlab import ModelConfig, build_model, evaluate_model, layer_table, load_dataset, normalise_digit, read_image
 from cnnlab.explain import feature_maps, filter_stats, first_filters, grad_cam, overlay, spatial_layers
+from tests.conftest import LAB
 
 SMALL = {"lenet5": {}, "alexnet": dict(input_size=163, width=0.125), "vgg19": dict(input_size=32, width=0.0625),
-         "keras-vgg19-notop": dict(input_size=32), "transfer": dict(input_size=32, base="mobilenetv2", weights="random")}
+         "keras-vgg19-notop": dict(input_size=32),
+         "transfer": dict(input_size=32, base="mobilenetv2", weights="random")}
 
 
 def test_every_architecture_has_a_small_setting_here():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab import build_model, load_dataset, read_image, load_trained, predict_proba, random_test_image, top_k
+from cnnlab import build_model, load_dataset, load_trained, predict_proba, random_test_image, read_image, top_k
 
 
 @pytest.fixture(scope="module")

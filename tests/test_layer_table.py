@@ -23,7 +23,7 @@ def test_totals_equal_keras_count_and_summary(name):
     table = layer_table(model)
     assert table.total_params == model.count_params() == summary_totals(model)
     assert [row.name for row in table.rows] == [layer.name for layer in model.layers]
-    assert [row.output_shape for row in table.rows[1:]] == [tuple(l.output.shape[1:]) for l in model.layers[1:]]
+    assert [row.output_shape for row in table.rows[1:]] == [tuple(layer.output.shape[1:]) for layer in model.layers[1:]]
 
 
 @pytest.mark.parametrize("name", LAB)

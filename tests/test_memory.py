@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from cnnlab import ModelConfig, TrainConfig, memory
-from cnnlab.cost import check_fits, estimate_cost
 from cnnlab.classroom import PoolSettings, classroom_settings
+from cnnlab.cost import check_fits, estimate_cost
 from tests.cgroup_helpers import memory_cgroup
 from tests.conftest import ROOT
 

@@ -28,9 +28,23 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 import cnnlab
-from cnnlab import (ARCHITECTURES, Dataset, ModelConfig, TrainConfig, build_model, detect_collapse, evaluate_model,
-                    get_architecture, layer_table, load_dataset, load_npz, predict_proba, random_test_image,
-                    read_image, top_k)
+from cnnlab import (
+    ARCHITECTURES,
+    Dataset,
+    ModelConfig,
+    TrainConfig,
+    build_model,
+    detect_collapse,
+    evaluate_model,
+    get_architecture,
+    layer_table,
+    load_dataset,
+    load_npz,
+    predict_proba,
+    random_test_image,
+    read_image,
+    top_k,
+)
 from cnnlab.architectures import MAX_INPUT_SIZE, WIDTH_RANGE, as_config, preprocessing
 from cnnlab.cli import main
 from cnnlab.errors import LabError
@@ -125,8 +139,8 @@ def rarely(*valid, junk=JUNK):
 
 HUGE = st.sampled_from([10**6, 10**9, 10**12, 2**63, 1e9, 1e300, float("inf")])
 SIDE = mostly(st.integers(-2, 600), junk=st.one_of(HUGE, JUNK))
-LAB_ARCHS = ("lenet5", "alexnet", "vgg19", "keras-vgg19", "transfer")
-ARCH = mostly(st.sampled_from(LAB_ARCHS + ("keras-mobilenetv2", "keras-vgg19-top")))
+LAB_ARCHS = tuple(cnnlab.list_architectures(zoo=False))
+ARCH = mostly(st.sampled_from(LAB_ARCHS + ("keras-mobilenetv2", "keras-vgg19")))
 KNOB_NAMES = st.sampled_from(["activation", "pooling", "dropout", "weight_decay", "base", "weights", "units", "nope"])
 KNOB_VALUES = mostly(st.sampled_from(["relu", "tanh", "max", "average", "imagenet", "random", "vgg19",
                                       "mobilenetv2", 0.0, 0.5, 0.9, 1.0, 8, 4096, 5000, "0.5"]))
@@ -137,7 +151,10 @@ PIXEL_DTYPES = st.sampled_from([np.uint8, np.int8, np.int32, np.int64, np.uint64
                                 np.bool_, np.complex64, "U2", "datetime64[s]"])
 
 
-def arrays(dtypes=PIXEL_DTYPES, shapes=hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=5)):
+ARRAY_SHAPES = hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=5)
+
+
+def arrays(dtypes=PIXEL_DTYPES, shapes=ARRAY_SHAPES):
     return hnp.arrays(dtypes, shapes)
 
 
@@ -158,7 +175,8 @@ def check_resolved(config: ModelConfig) -> None:
 
 
 @CHEAP
-@given(arch=ARCH, input_size=rarely(st.sampled_from([None, 32, 224, 512]), st.integers(-2, 600), junk=st.one_of(HUGE, JUNK)),
+@given(arch=ARCH,
+       input_size=rarely(st.sampled_from([None, 32, 224, 512]), st.integers(-2, 600), junk=st.one_of(HUGE, JUNK)),
        width=rarely(st.sampled_from([1.0, 1, 0.5, 4.0]), st.floats(0, 5), st.floats(), HUGE),
        knobs=rarely(st.just({}), st.dictionaries(KNOB_NAMES, KNOB_VALUES, max_size=2)),
        raw_shape=rarely(st.sampled_from([None, (28, 28, 1), (32, 32, 3), [4096, 1, 3]]),
@@ -236,14 +254,53 @@ def test_lenet_tables_for_any_valid_settings_or_the_vanishing_layer(input_size, 
 def test_preprocessing_layers(raw_shape, input_size, method):
     result = outcome(lambda: preprocessing.fit_to_size(raw_shape, input_size, method))
     if result is not REFUSED:
-        assert isinstance(result, list) and len(result) <= 1 and all(preprocessing.is_preprocessing(l) for l in result)
+        assert isinstance(result, list) and len(result) <= 1
+        assert all(preprocessing.is_preprocessing(layer) for layer in result)
+
+
+SCALING_MODES = ("rescale", "none", *preprocessing.IMAGENET_MODES)
+_BUILT_SCALING: dict = {}  # (arch, knobs): the scaling the built model's own layers apply
+
+
+def built_scaling(config: ModelConfig) -> str:
+    """How the model built from `config` scales pixels, read from its preprocessing layers (no weights held)."""
+    key = (config.arch, tuple(sorted(config.knobs.items())))
+    if key not in _BUILT_SCALING:
+        import keras
+
+        from cnnlab.architectures import build_without_weights
+
+        scalers = (preprocessing.ImageNetPreprocess, keras.layers.Rescaling)  # not the padding or resizing
+        scaling = [layer.mode if isinstance(layer, preprocessing.ImageNetPreprocess) else "rescale"
+                   for layer in build_without_weights(config).layers
+                   if preprocessing.is_preprocessing(layer) and isinstance(layer, scalers)]
+        assert len(scaling) <= 1, f"{config.arch} scales its pixels twice: {scaling}"
+        _BUILT_SCALING[key] = scaling[0] if scaling else "none"
+    return _BUILT_SCALING[key]
 
 
 @CHEAP
-@given(mode=mostly(st.sampled_from(["rescale", "none", "caffe", "tf", "torch"])))
-def test_pixel_scaling_modes(mode):
-    result = outcome(lambda: preprocessing.normalise(mode))
-    assert result is REFUSED or isinstance(result, list)
+@given(arch=ARCH, knobs=mostly(st.just({}), KNOBS,  # bases that scale every way: caffe, tf, torch, none
+                               st.sampled_from(["vgg19", "mobilenetv2", "densenet121", "efficientnetb0", "nope"])
+                               .map(lambda base: {"base": base})))
+@example(arch="transfer", knobs={"base": "mobilenetv2"})  # its base's [-1, 1], not the network's own "none"
+@example(arch="transfer", knobs={"base": "nope"})
+@example(arch="nope", knobs={})
+def test_pixel_scaling_modes(arch, knobs):
+    """`Architecture.pixel_scaling`: for every model the lab accepts, one of the modes `normalise` makes layers
+    of, and the one the built model applies (a transfer network's is its base's); settings that are not a model
+    are refused, with a learner's error, before any scaling is asked for."""
+    config = outcome(lambda: ModelConfig(arch, knobs=knobs).resolved())
+    if config is REFUSED:
+        return
+    assert isinstance(arch, str) and arch in ARCHITECTURES  # an unknown name never resolves
+    mode = get_architecture(config.arch).pixel_scaling(config.knobs)
+    assert isinstance(mode, str) and mode in SCALING_MODES, mode
+    assert mode == built_scaling(config), (config.arch, config.knobs, mode)
+    layers = preprocessing.normalise(mode)
+    assert [type(layer).__name__ for layer in layers] == {"none": [], "rescale": ["Rescaling"]}.get(
+        mode, ["ImageNetPreprocess"])
+    assert all(preprocessing.is_preprocessing(layer) and getattr(layer, "mode", mode) == mode for layer in layers)
 
 
 # --- datasets and .npz files ----------------------------------------------------------------------------------
@@ -330,7 +387,7 @@ def test_dataset_names_and_sources(name, source):
 @example(config="lenet5", n_images="a", lang="en")
 @example(config=ModelConfig("lenet5"), n_images=5, lang=[])
 def test_preprocessing_steps_for_any_model(config, n_images, lang):
-    from cnnlab.data import preprocessing_steps
+    from cnnlab.architectures.steps import preprocessing_steps
 
     steps = outcome(lambda: preprocessing_steps(config, n_images, lang))
     if steps is not REFUSED:
@@ -458,8 +515,8 @@ def test_npz_claiming_huge_arrays_is_refused_before_allocating(tmp_path_factory,
 IMAGE_SHAPES = mostly(st.sampled_from([(28, 28, 1), (32, 32, 3), (5, 7, 1), (1, 1, 3), (64, 48, 1)]),
                       st.tuples(SIDE, SIDE, mostly(st.integers(-1, 5))),
                       st.lists(st.integers(1, 30), max_size=4).map(tuple))
-SAVEABLE = [("PNG", "1"), ("PNG", "L"), ("PNG", "LA"), ("PNG", "P"), ("PNG", "RGB"), ("PNG", "RGBA"), ("PNG", "I;16"), ("JPEG", "L"), ("JPEG", "RGB"), ("JPEG", "CMYK"), ("GIF", "P"), ("BMP", "RGB"),
-            ("TIFF", "F")]
+SAVEABLE = [("PNG", "1"), ("PNG", "L"), ("PNG", "LA"), ("PNG", "P"), ("PNG", "RGB"), ("PNG", "RGBA"), ("PNG", "I;16"),
+            ("JPEG", "L"), ("JPEG", "RGB"), ("JPEG", "CMYK"), ("GIF", "P"), ("BMP", "RGB"), ("TIFF", "F")]
 
 
 @st.composite
@@ -620,7 +677,8 @@ def test_evaluation_of_any_test_set(lenet, x, y, class_names):
         assert 0 <= evaluation.accuracy <= 1 and evaluation.confusion.shape == (n, n)
         assert evaluation.confusion.sum() == len(evaluation.labels)
         evaluation.worst_confusion()
-        evaluation.per_class_accuracy
+        recall = evaluation.per_class_accuracy  # NaN for a class with no test images
+        assert recall.shape == (n,) and all(np.isnan(r) or 0 <= r <= 1 for r in recall)
 
 
 @CHEAP
@@ -749,12 +807,12 @@ def test_imagenet_top_classes_of_anything(probabilities, k):
 
 
 @CHEAP
-@given(key=st.one_of(JUNK, st.sampled_from(["VGG19", "resnet", "keras-vgg19", ""])))
+@given(key=st.one_of(JUNK, st.sampled_from(["VGG19", "resnet", "keras-vgg19-notop", ""])))
 def test_zoo_refuses_unknown_models_before_building_anything(key):
     from cnnlab import zoo
 
     for call in (zoo.counted, zoo.timing_memory, zoo.pretrained_memory, zoo.measure_cpu_ms, zoo.load_pretrained):
-        assert outcome(lambda: call(key)) is REFUSED
+        assert outcome(lambda call=call: call(key)) is REFUSED
 
 
 @pytest.fixture(scope="module")
@@ -819,10 +877,22 @@ def test_training_settings_are_checked(recipe, epochs, batch_size, learning_rate
 
 
 @CHEAP
-@given(model=st.one_of(st.sampled_from(LAB_ARCHS), JUNK))
+@given(model=st.one_of(st.builds(ModelConfig, st.sampled_from(LAB_ARCHS)), st.sampled_from(LAB_ARCHS), JUNK))
 @example(model="lenet5")
+@example(model={"arch": "lenet5"})
+@example(model=ModelConfig("lenet5"))
 def test_training_needs_a_model_config(model):
-    outcome(lambda: TrainConfig(model).resolved())
+    if not isinstance(model, ModelConfig):  # a name, a dict, junk: refused, saying what it takes
+        with pytest.raises(ValueError) as refusal:
+            TrainConfig(model).resolved()
+        assert_learner_error(refusal.value)
+        assert "ModelConfig" in str(refusal.value), refusal.value
+        return
+    config = outcome(lambda: TrainConfig(model).resolved())
+    if ARCHITECTURES[model.arch].trainable:
+        assert config is not REFUSED and config.model.resolved() == model.resolved()
+    else:  # a feature extractor: a ModelConfig, but refused for its own reason
+        assert config is REFUSED
 
 
 @CHEAP
@@ -960,8 +1030,8 @@ TRAIN_OPTIONS = [option("--epochs", NUMBERS), option("--batch-size", NUMBERS), o
 
 
 @costly(40)
-@given(argv=commands("train", st.sampled_from(["lenet5", "alexnet", "transfer", "keras-vgg19", "keras-mobilenetv2",
-                                               "nope"]), TRAIN_OPTIONS))
+@given(argv=commands("train", st.sampled_from(["lenet5", "alexnet", "transfer", "keras-vgg19-notop",
+                                               "keras-mobilenetv2", "nope"]), TRAIN_OPTIONS))
 @example(argv=["train", "lenet5", "--batch-size", "1000000000"])
 @example(argv=["train", "lenet5", "--lr", "nan"])
 def test_train_refuses_bad_commands_before_training(tmp_path_factory, argv):
@@ -1034,8 +1104,8 @@ def test_predict_any_pictures(lenet_file, tmp_path_factory, pictures, top):
 
 TOKENS = st.one_of(st.sampled_from(["summary", "train", "evaluate", "predict", "lenet5", "alexnet", "--input-size",
                                     "--width", "--set", "--json", "--epochs", "--batch-size", "--lr", "--sample",
-                                    "--out", "--data", "--top", "--recipe", "--source", "-h", "continue", "mnist", "0", "1",
-                                    "-1", "32", "1e9", "nan", "pooling=max", "dropout=2", "model.keras", "x.png"]),
+                                    "--out", "--data", "--top", "--recipe", "--source", "-h", "continue", "mnist", "0",
+                                    "1", "-1", "32", "1e9", "nan", "pooling=max", "dropout=2", "model.keras", "x.png"]),
                    WORDS)
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from cnnlab import ModelConfig, TrainConfig, load_dataset
-from cnnlab.inference import detect_collapse
-from cnnlab.errors import LabError
 from cnnlab.classroom import PoolSettings
+from cnnlab.errors import LabError
+from cnnlab.inference import detect_collapse
 from cnnlab.runner import BackgroundRun, RunStatus, TrainingPool
 from tests.conftest import ROOT
 

@@ -32,7 +32,8 @@ def test_a_run_too_big_for_the_servers_cgroup_is_refused_and_the_server_lives_on
             page.set_default_timeout(90_000)
             page.goto(f"{url}/Train")
             page.wait_for_selector("h1")
-            page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").filter(has_text="Architecture").click()
+            selectboxes = page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']")
+            selectboxes.filter(has_text="Architecture").click()
             page.get_by_role("option", name="VGG19", exact=True).click()
             sidebar = page.locator("[data-testid='stSidebar']")
             sidebar.get_by_text("weight_decay").wait_for()  # VGG19's own settings are drawn...

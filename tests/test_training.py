@@ -17,7 +17,6 @@ import pytest
 from cnnlab import RECIPES, ModelConfig, TrainConfig, save_run, train
 from cnnlab.bundle import bundle_bytes, read_bundle
 from cnnlab.training import OneCycle, make_optimizer, one_cycle
-
 from tests.conftest import QUICK_LENET
 
 
@@ -108,7 +107,8 @@ def test_the_fast_recipe_makes_one_cycle_of_its_learning_rate():
     assert rate[0] == pytest.approx(0.001) and max(rate) == pytest.approx(0.01) and rate.index(max(rate)) == 10
     assert all(a <= b for a, b in zip(rate[:10], rate[1:11])) and all(a >= b for a, b in zip(rate[10:], rate[11:]))
     assert rate[100] == pytest.approx(0.0001)
-    assert one_cycle(TrainConfig(ModelConfig("lenet5"), recipe="seed").resolved(), 100) is None  # the lecture's: constant
+    # the lecture's recipe keeps the rate constant
+    assert one_cycle(TrainConfig(ModelConfig("lenet5"), recipe="seed").resolved(), 100) is None
 
 
 def test_the_page_can_draw_a_recipes_learning_rate_before_the_run():
@@ -170,8 +170,9 @@ def test_a_fast_runs_model_file_loads_in_keras_without_cnnlab(tmp_path):
     run = train(lenet(recipe="fast", learning_rate=None, steps_per_epoch=2))
     save_run(run, tmp_path)
     script = f"import keras; print(keras.models.load_model({str(tmp_path / 'model.keras')!r}).count_params())"
+    # run from tmp_path, where cnnlab is not importable
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          cwd=tmp_path, env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"})  # cnnlab is not importable there
+                          cwd=tmp_path, env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"})
     assert done.returncode == 0, done.stderr[-1500:]
     assert int(done.stdout.split()[-1]) == run.model.count_params()
 

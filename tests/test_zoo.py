@@ -103,7 +103,7 @@ def test_weights_files_are_the_ones_keras_downloads(monkeypatch):
             if not top and key not in ("vgg19", "mobilenetv2", "resnet50"):
                 continue
             with pytest.raises(Asked):
-                _build_lazily(lambda: getattr(keras.applications, app.name)(
+                _build_lazily(lambda app=app, top=top: getattr(keras.applications, app.name)(
                     weights="imagenet", include_top=top, **({} if top else {"pooling": "avg"})))
             file = app.top if top else app.no_top
             assert requested[key, top] == (file.file_name, file.url, file.md5)
@@ -116,7 +116,7 @@ def _build_lazily(build):
         try:
             with keras.StatelessScope(initialize_variables=False):
                 build()
-        except Exception as problem:
+        except Exception as problem:  # noqa: BLE001 - hand any error from the thread back to the caller to re-raise
             error["e"] = problem
 
     worker = threading.Thread(target=run)
