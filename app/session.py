@@ -68,6 +68,6 @@ def import_bundle(data: bytes) -> BackgroundRun:
     return _keep(pool.adopt(run, images, t("runs.imported")))
 
 
-def test_images(run: BackgroundRun) -> cnnlab.Dataset:
+def validation_sample(run: BackgroundRun) -> cnnlab.Dataset:
     """The test sample this run was validated on."""
     return run.data.sample(run.config.sample, seed=run.config.seed)

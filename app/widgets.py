@@ -107,7 +107,7 @@ def choose_trained_run() -> BackgroundRun:
     return by_id[st.selectbox(t("runs.model"), list(by_id), format_func=lambda i: run_label(by_id[i]))]
 
 
-def test_image(data: cnnlab.Dataset, key: str, primary: bool = False) -> tuple[int, np.ndarray, int]:
+def pick_test_image(data: cnnlab.Dataset, key: str, primary: bool = False) -> tuple[int, np.ndarray, int]:
     """A test image to look at: a random one, as the lecture picks it, or one chosen by its index.
     Returns (index, image, true label)."""
     pick_col, index_col = st.columns([1, 2])

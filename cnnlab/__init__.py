@@ -14,25 +14,25 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from .architectures import (
-                            ARCHITECTURES,
-                            Architecture,
-                            Knob,
-                            ModelConfig,
-                            build_model,
-                            get_architecture,
-                            list_architectures,
+    ARCHITECTURES,
+    Architecture,
+    Knob,
+    ModelConfig,
+    build_model,
+    get_architecture,
+    list_architectures,
 )
 from .data import Dataset, load_dataset, load_npz
 from .datasets import DATASETS, DatasetSpec
 from .images import normalise_digit, read_image
 from .inference import (
-                            Evaluation,
-                            detect_collapse,
-                            evaluate_file,
-                            evaluate_model,
-                            predict_proba,
-                            random_test_image,
-                            top_k,
+    Evaluation,
+    detect_collapse,
+    evaluate_file,
+    evaluate_model,
+    predict_proba,
+    random_test_image,
+    top_k,
 )
 from .layer_table import LayerRow, LayerTable, layer_table
 from .runs import TrainedModel, load_trained, read_run, save_run

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from . import memory
+from . import checks, memory
 from .architectures import ModelConfig, build_model, build_without_weights, get_architecture
 from .errors import LabError, Text
 from .training import RECIPES, History, Run, TrainConfig, make_optimizer, one_cycle
@@ -276,11 +276,11 @@ def _check_history(rows, keys: tuple[str, ...]) -> None:
 
 
 def _whole(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 10**9
+    return checks.is_whole(value) and 1 <= value <= 10**9
 
 
 def _metric(value) -> bool:
-    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
+    return value is None or (checks.is_whole(value) or isinstance(value, float)) and math.isfinite(value)
 
 
 def _optimizer(zf, members, model: keras.Model, config: TrainConfig):

@@ -10,7 +10,8 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .errors import LabError, Text
+from . import checks
+from .errors import LabError
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,11 @@ class PoolSettings:
                   "memory_reserve_mb": (0, 64 * 1024)}
         for name, (low, high) in limits.items():
             value = getattr(self, name)
-            whole = name in ("max_concurrent_runs", "max_bundle_mb", "kept_runs", "memory_reserve_mb")
-            kind = int if whole else (int, float)
-            if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
-                raise LabError("classroom_setting", name=name, what=Text("errors.a_whole_number" if whole
-                                                                           else "errors.a_number"),
-                               low=f"{low:g}", high=f"{high:g}", value=repr(value))
+            if name in ("max_concurrent_runs", "max_bundle_mb", "kept_runs", "memory_reserve_mb"):
+                value = checks.whole(value, name, low, high)
+            else:
+                value = checks.number(value, name, low, high)
+            object.__setattr__(self, name, value)  # 3.0 in a TOML file is 3
 
     @property
     def max_run_seconds(self) -> float:

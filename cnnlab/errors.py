@@ -11,7 +11,7 @@ from . import i18n
 
 
 class Text:
-    """A catalogue text not yet put into a language: `Text("errors.try_smaller")`."""
+    """A catalogue text not yet put into a language: `Text("errors.memory_later")`."""
 
     def __init__(self, key: str, **values):
         self.key, self.values = key, values

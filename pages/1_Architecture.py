@@ -13,7 +13,6 @@ NUMBERS = ("params", "trainable_params", "macs", "activations")
 COLUMNS = ("name", "type", "kind", "output_shape", *NUMBERS, "receptive_field", "effective_stride", "inputs")
 
 
-
 def shown(table: cnnlab.LayerTable) -> list[dict]:
     """The table's rows as the page shows them, shapes and lists as text, and a total row."""
     rows = [row.to_dict() | {"output_shape": " x ".join(map(str, row.output_shape)), "inputs": ", ".join(row.inputs),

@@ -5,15 +5,15 @@ import streamlit as st
 import cnnlab
 from app import nav, session
 from app.text import class_label, class_names, language, t
-from app.widgets import choose_trained_run, test_image, upscaled
+from app.widgets import choose_trained_run, pick_test_image, upscaled
 from cnnlab.charts import class_probabilities
 
 nav.page("predict")
 st.title(t("predict.title"))
 
 choice = choose_trained_run()
-data = session.test_images(choice)  # the test sample this model was validated on
-index, image, label = test_image(data, key=f"predict-index-{choice.id}", primary=True)
+data = session.validation_sample(choice)  # the test sample this model was validated on
+index, image, label = pick_test_image(data, key=f"predict-index-{choice.id}", primary=True)
 probabilities = cnnlab.predict_proba(choice.run.model, image)[0]
 predicted = int(probabilities.argmax())
 

@@ -16,7 +16,7 @@ kept = {run.id for run in session.runs()}
 cache = {run_id: value for run_id, value in st.session_state.get("evaluations", {}).items() if run_id in kept}
 st.session_state["evaluations"] = cache
 if choice.id not in cache:
-    data = session.test_images(choice)
+    data = session.validation_sample(choice)
     with st.spinner(t("evaluate.classifying", count=len(data.x_test))):
         cache[choice.id] = (data, cnnlab.evaluate_model(choice.run.model, data.x_test, data.y_test, data.class_names))
 data, evaluation = cache[choice.id]

@@ -6,7 +6,7 @@ import streamlit as st
 import cnnlab
 from app import nav, session
 from app.text import class_label, language, t
-from app.widgets import choose_trained_run, test_image, upscaled
+from app.widgets import choose_trained_run, pick_test_image, upscaled
 from cnnlab import explain
 from cnnlab.charts import channel_values, tile
 
@@ -17,9 +17,9 @@ st.title(t("inside.title"))
 
 choice = choose_trained_run()
 model = choice.run.model
-data = session.test_images(choice)  # the test sample this model was validated on
+data = session.validation_sample(choice)  # the test sample this model was validated on
 names = data.class_names
-index, image, label = test_image(data, key=f"inside-index-{choice.id}")
+index, image, label = pick_test_image(data, key=f"inside-index-{choice.id}")
 
 maps_tab, filters_tab, cam_tab = st.tabs([t("inside.maps_tab"), t("inside.filters_tab"), t("inside.cam_tab")])
 

@@ -3,7 +3,6 @@
 import streamlit as st
 
 from app import nav, resources
-from app.nav import TRAIN_PAGE
 from app.text import arch_title, language, say, t
 from app.widgets import IMAGE_UPLOAD_MB, refusal, zoo_table
 from cnnlab import zoo
@@ -36,10 +35,12 @@ with time_col:
     chosen = st.multiselect(t("zoo.time_on_server"), list(APPLICATIONS), default=[LIGHT],
                             format_func=lambda key: APPLICATIONS[key].name, help=t("zoo.time_help"))
     if st.button(t("zoo.measure"), disabled=not chosen):
+        before = zoo.cached_timings()
         for key in chosen:
             with st.spinner(t("zoo.timing", name=APPLICATIONS[key].name)), refusal(stop=False):
                 zoo.measure_cpu_ms(key)
-        st.rerun()
+        if zoo.cached_timings() != before:
+            st.rerun()  # the table and the chart with the new times (a refusal stays on the page to be read)
 st.caption(t("zoo.depth_note"))
 st.caption(t("zoo.time_note", batch=zoo.TIMING_BATCH))
 
@@ -81,4 +82,4 @@ else:
 
 st.subheader(t("zoo.reuse"))
 st.markdown(t("zoo.reuse_text"))
-st.page_link(TRAIN_PAGE, label=t("zoo.train_head"), icon="📈")
+st.page_link(nav.TRAIN_PAGE, label=t("zoo.train_head"), icon="📈")

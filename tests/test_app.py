@@ -35,6 +35,7 @@ def test_home_shows_the_lineage():
     assert list(table["network"]) == ["LeNet-5", "AlexNet", "VGG19", "VGG19 (Keras Applications, no top)",
                                       "Transfer learning (frozen ImageNet base + new head)"]
     assert 61_706 in list(table["parameters"])
+    assert all(layers > 0 for layers in table["weight_layers"])  # transfer learning's counted in its table, not 0
 
 
 def test_architecture_page_table_follows_the_knobs():
@@ -107,6 +108,7 @@ def test_stop_keeps_the_partial_run():
     at.sidebar.number_input[0].set_value(5)
     at.sidebar.select_slider[0].set_value(8)
     at.button[0].click().run()
+    assert at.button[0].disabled and not at.button[1].disabled  # Start says at once that it cannot be pressed again
     run = at.session_state["runs"][-1]
     deadline = time.time() + 60
     while not run.batches and time.time() < deadline:
@@ -194,6 +196,7 @@ def test_zoo_page_counts_the_table_and_explains_missing_weights(monkeypatch, tmp
     at = no_exceptions(page("pages/8_Zoo.py").run())
     table = at.dataframe[0].value
     assert len(table) == 19 and table.set_index("model").loc["ResNet50", "params_m"] == 25.6
+    assert set(table["params_here"]) == {"not counted yet"}          # not a column of None
     no_exceptions(button(at, "Count parameters and depth here").click().run())
     table = at.dataframe[0].value.set_index("model")
     assert table.loc["ResNet50", "params_here"] == 25_636_712 and table.loc["InceptionV3", "longest_path_here"] == 95

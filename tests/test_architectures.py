@@ -122,6 +122,36 @@ def test_unknown_architecture_lists_the_registry():
         build_model("resnet")
 
 
+def test_a_whole_number_setting_refuses_a_fraction_instead_of_truncating_it():
+    from cnnlab.errors import LabError
+
+    with pytest.raises(LabError, match="units must be a whole number from 8 to 4096. Received: units=8.9") as error:
+        ModelConfig("transfer", knobs={"units": 8.9, "weights": "random"}).resolved()
+    assert "정수" in error.value.in_language("ko")
+    assert ModelConfig("transfer", knobs={"units": 64.0, "weights": "random"}).resolved().knobs["units"] == 64
+
+
+def test_the_registry_refuses_a_second_architecture_of_the_same_name():
+    import dataclasses
+
+    from cnnlab.architectures import registry
+
+    before = dict(registry.ARCHITECTURES)
+    with pytest.raises(registry.NameClash, match="'vgg19' is registered already"):
+        registry.register(dataclasses.replace(registry.get_architecture("alexnet"), name="vgg19"))
+    assert registry.ARCHITECTURES == before and registry.get_architecture("vgg19").title == "VGG19"
+
+
+def test_the_registry_answers_every_query():
+    from cnnlab import list_architectures
+
+    assert list_architectures(trainable=True) == ["lenet5", "alexnet", "vgg19", "transfer"]
+    assert list_architectures(zoo=False, dataset="cifar10") == ["alexnet", "vgg19", "keras-vgg19-notop", "transfer"]
+    zoo = list_architectures(zoo=True)
+    assert len(zoo) == 19 and "keras-vgg19" in zoo and all(name.startswith("keras-") for name in zoo)
+    assert list_architectures(dataset="mnist") == ["lenet5"]
+
+
 def test_keras_vgg19_has_fixed_widths():
     with pytest.raises(ValueError, match="width"):
         build_model("keras-vgg19-notop", width=0.5)

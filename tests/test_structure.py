@@ -127,6 +127,19 @@ def test_cnnlab_never_imports_streamlit():
                 assert not any(n.split(".")[0] == "streamlit" for n in names), path
 
 
+def test_each_layer_imports_only_the_layers_below_it():
+    """cnnlab knows nothing of the app; the app package knows nothing of the pages."""
+    for path in MODULES.values():
+        tops = {alias.name.split(".")[0] for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.Import) for alias in node.names}
+        tops |= {(node.module or "").split(".")[0] for node in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(node, ast.ImportFrom) and not node.level}
+        assert not tops & {"app", "pages", "streamlit_app"}, path
+    for path in sorted((ROOT / "app").glob("*.py")):
+        assert "pages" not in {(node.module or "").split(".")[0] for node in ast.walk(ast.parse(path.read_text()))
+                               if isinstance(node, ast.ImportFrom)}, path
+
+
 # Architecture names written out in the app's code or in cnnlab outside the registry and its builders:
 # only data, each named here. Everything else asks the registry.
 NAMED_ON_PURPOSE = {"app/widgets.py": {"lenet5"}}  # QUICK_RUN: the run "get one in one click" starts

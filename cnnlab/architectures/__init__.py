@@ -7,7 +7,8 @@
     steps.py          the lecture's preprocessing as the table of array shapes a learner reads
     lenet.py, alexnet.py, vgg.py, transfer.py, applications.py   the builders, as the papers describe them
 
-The modules import each other in that order, builders first; none imports this package's facade.
+The builders are leaves; registry imports them, config the registry, factory config, and the
+preprocessing steps config. None of them imports this package's facade.
 """
 
 from .config import MAX_INPUT_SIZE, MAX_RAW_SIZE, WIDTH_RANGE, ModelConfig, as_config

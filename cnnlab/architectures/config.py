@@ -43,7 +43,7 @@ class ModelConfig:
         knobs = _check_knobs(arch, self.knobs)
         raw_shape = _check_raw_shape(self.raw_shape if self.raw_shape is not None
                                      else spec.image_shape if spec else (input_size, input_size, 3))
-        if arch.normalise != "rescale" and raw_shape[-1] != 3:
+        if arch.pixel_scaling(knobs) != "rescale" and raw_shape[-1] != 3:  # ImageNet's networks take RGB
             raise LabError("colour_only", name=arch.name, shape=str(raw_shape))
         if arch.zoo:  # the documented ImageNet classifier: always its 1,000 classes
             classes = IMAGENET_CLASSES

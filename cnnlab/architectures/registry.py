@@ -72,7 +72,8 @@ class Architecture:
     lecture_sample: float       # fraction of the full dataset the lecture trains on
     knobs: tuple[Knob, ...] = ()
     trainable: bool = True      # False: the lab shows it and predicts with it, but does not train it
-    normalise: str = "rescale"  # pixel scaling before the network: /255, an ImageNet mode, or "none"
+    normalise: str = "rescale"  # pixel scaling before the network: /255, an ImageNet mode, or "none" (a network
+                                # on a frozen base scales inside, as its base does: see pixel_scaling)
     depth: int | None = None    # weight layers, as the papers count them; None: count them in its layer table
     graph: bool = False         # True: builder works on a tensor (branches, Keras applications)
     fixed_width: bool = False   # Keras's own networks cannot be scaled by `width`
@@ -106,7 +107,19 @@ class NameClash(Exception):
 ARCHITECTURES: dict[str, Architecture] = {}
 
 
+class Inconsistent(Exception):
+    """An architecture whose fields contradict each other."""
+
+
 def register(arch: Architecture) -> Architecture:
+    """Add an architecture, once its fields agree with each other and its name is new."""
+    knobs = {knob.name for knob in arch.knobs}
+    if arch.trainable and arch.fixed_width and arch.classroom.width != 1.0:
+        raise Inconsistent(f"{arch.name} has fixed widths, so the Train page must start it at width 1.")
+    if arch.base_knob and not {arch.base_knob, "weights"} <= knobs:
+        raise Inconsistent(f"{arch.name} reuses a base: it needs the knobs {arch.base_knob!r} and 'weights'.")
+    if arch.head is not None and arch.base_knob is None:
+        raise Inconsistent(f"{arch.name} trains only a head, so it needs the base_knob that names its frozen base.")
     if arch.name in ARCHITECTURES:
         raise NameClash(f"An architecture named {arch.name!r} is registered already "
                         f"({ARCHITECTURES[arch.name].title}).")
