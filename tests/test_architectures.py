@@ -209,3 +209,18 @@ def test_saved_model_takes_raw_images(name, tmp_path):
     model.save(tmp_path / "m.keras")
     again = keras.models.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_vgg19_offers_he_initialisation_and_batch_norm_as_departures_from_the_lecture():
+    lecture = build_model("vgg19", input_size=32, width=0.125)
+    defaults = {knob.name: knob.default for knob in get_architecture("vgg19").knobs}
+    assert defaults["init"] == "glorot" and defaults["norm"] == "none"  # the lecture's, unless a learner asks
+    assert lecture.get_layer("block1_conv1").kernel_initializer.__class__.__name__ == "GlorotUniform"
+    he = build_model("vgg19", input_size=32, width=0.125, init="he")
+    assert he.get_layer("block1_conv1").kernel_initializer.__class__.__name__ == "HeNormal"
+    assert he.count_params() == lecture.count_params()
+    normed = build_model("vgg19", input_size=32, width=0.125, norm="batch")
+    assert len([layer for layer in normed.layers if isinstance(layer, keras.layers.BatchNormalization)]) == 16
+    assert normed.get_layer("block1_conv1").use_bias is False and normed.get_layer("block1_relu1")
+    with pytest.raises(ValueError, match="init must be one of glorot, he"):
+        build_model("vgg19", init="lecun")

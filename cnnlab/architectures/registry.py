@@ -20,7 +20,7 @@ from .alexnet import alexnet
 from .applications import APPLICATIONS, Application
 from .lenet import ACTIVATIONS, POOLING, lenet5
 from .transfer import head_layers, transfer
-from .vgg import keras_vgg19, vgg19
+from .vgg import INITS, NORMS, keras_vgg19, vgg19
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,9 @@ for _arch in [
         dataset="cifar10", input_size=224, min_input_size=32, builder=vgg19, fit="resize",
         labels="integer", lecture_sample=0.1, explained_by=("vgg19", "imagenet", "learning_rate"),
         knobs=(Knob("weight_decay", 5e-4, range=(0.0, 0.1)),
-               Knob("dropout", 0.5, range=(0.0, 0.9)))),
+               Knob("dropout", 0.5, range=(0.0, 0.9)),
+               Knob("init", "glorot", choices=tuple(INITS)),       # he: a departure from the lecture
+               Knob("norm", "none", choices=NORMS))),              # batch: a departure from the lecture
     Architecture(
         name="keras-vgg19-notop", title="VGG19 (Keras Applications, no top)", year=2014, depth=16,
         paper="keras.applications.VGG19(include_top=False); Simonyan and Zisserman, 2014",
