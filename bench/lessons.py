@@ -8,9 +8,9 @@ The budget of one lesson run is the lecture's whole LeNet-5 run (plain Keras, 10
 MNIST images), measured in the same bench run: `cost` is a run's seconds over the baseline's.
 
     PYTHONPATH=. python bench/lessons.py                       # every question, seed 0
-    PYTHONPATH=. python bench/lessons.py --only vgg19 --seeds 0 1 2
+    PYTHONPATH=. python bench/lessons.py --only vgg19 --seeds 1 2 --labels "seed, He init" "stable, He init"
 
-Writes bench/results/lessons.json (with --only, a suffixed name) and prints a markdown table.
+Writes bench/results/lessons.json (a partial run: a name that says which part) and prints a markdown table.
 This is the first step of the lesson presets: it measures the candidates; a preset is a setting
 whose claim holds for every seed within the budget.
 """
@@ -78,6 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=list(QUESTIONS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--labels", nargs="+", help="only these runs of the question, e.g. 'seed, He init'")
     parser.add_argument("--worker", nargs="*")
     args = parser.parse_args()
     if args.worker is not None:
@@ -91,6 +92,8 @@ def main() -> None:
         if args.only and question != args.only:
             continue
         for label, arch, recipe, settings, knobs in runs:
+            if args.labels and label not in args.labels:
+                continue
             for seed in args.seeds:
                 done = run_worker(__file__, json.dumps([arch, recipe, settings, knobs, seed]), what=label)
                 done |= {"question": question, "label": label, "arch": arch, "recipe": recipe, "settings": settings,
@@ -99,7 +102,9 @@ def main() -> None:
                 print(f"{question} {label} seed {seed}: {done['test_accuracy']:.1%}, largest class "
                       f"{done['largest_class_share']:.0%}, {done['seconds']:.0f} s ({done['cost']:.2f} of the budget)",
                       file=sys.stderr)
-    name = "lessons.json" if not args.only else f"lessons_{args.only}.json"
+    partial = args.only or args.labels or args.seeds != [0]
+    name = "lessons.json" if not partial else \
+        f"lessons_{args.only or 'all'}{'_some' if args.labels else ''}_seeds{'-'.join(map(str, args.seeds))}.json"
     write_json(RESULTS / name, {"machine": machine(), "baseline_seconds": round(base, 1), "runs": results})
     print("| question | run | seed | test accuracy | largest class | seconds | of the budget |")
     print("|---|---|---:|---:|---:|---:|---:|")
