@@ -23,7 +23,8 @@ from .text import language, run_label, say, t
 PAD = Path(__file__).parent / "pad"
 IMAGE_UPLOAD_MB = images.MAX_BYTES // 2**20  # photos and digits; run bundles may be larger (classroom.toml)
 # The run "get one in one click" starts: LeNet-5 past 90% on the bundled MNIST in about a minute.
-QUICK_RUN = cnnlab.TrainConfig(cnnlab.ModelConfig("lenet5"), epochs=1, batch_size=32, learning_rate=3e-3, seed=1)
+QUICK_RUN = cnnlab.TrainConfig(cnnlab.ModelConfig("lenet5"), sample=0.1, epochs=1, batch_size=32, learning_rate=3e-3,
+                               seed=1)  # 6,000 digits: seconds
 
 
 @contextlib.contextmanager
@@ -41,22 +42,24 @@ def refusal(stop: bool = True, arch: cnnlab.Architecture | None = None):
             st.stop()
 
 
-def knob_inputs(arch: cnnlab.Architecture, key: str) -> dict:
-    """A widget per architecture knob, in the sidebar section the page opened; their values by name."""
+def knob_inputs(arch: cnnlab.Architecture, key: str, defaults: dict | None = None) -> dict:
+    """A widget per architecture knob, in the sidebar section the page opened, starting at `defaults`
+    (else the knob's own); their values by name."""
     knobs = {}
     for knob in arch.knobs:
         widget_key = f"{key}-{arch.name}-{knob.name}"
+        default = (defaults or {}).get(knob.name, knob.default)
         label = t(f"knobs.{knob.name}.label")
         help_text = t(f"knobs.{knob.name}.{'keras' if arch.zoo else arch.name}")
         if knob.choices:
-            knobs[knob.name] = st.selectbox(label, knob.choices, index=knob.choices.index(knob.default),
+            knobs[knob.name] = st.selectbox(label, knob.choices, index=knob.choices.index(default),
                                             help=help_text, key=widget_key)
         elif knob.whole:
             knobs[knob.name] = st.number_input(label, min_value=int(knob.range[0]), max_value=int(knob.range[1]),
-                                               value=int(knob.default), help=help_text, key=widget_key)
+                                               value=int(default), help=help_text, key=widget_key)
         else:
             knobs[knob.name] = st.number_input(label, min_value=float(knob.range[0]), max_value=float(knob.range[1]),
-                                               value=float(knob.default), help=help_text, key=widget_key, format="%g")
+                                               value=float(default), help=help_text, key=widget_key, format="%g")
     return knobs
 
 

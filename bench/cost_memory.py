@@ -138,7 +138,7 @@ def main(argv=None) -> None:
     rows = [compare(measure(name, args.steps, args.batch, args.data_path)) for name in names]
     report = {"machine": machine(), "commit": commit(),
               "load_average": {"start": round(load_before, 2), "end": round(os.getloadavg()[0], 2)},
-              "data": args.data_path or "cnnlab bundled samples (6,000 MNIST / 5,000 CIFAR-10 train, 1,000 test)",
+              "data": args.data_path or "cnnlab bundled data (60,000 MNIST / 5,000 CIFAR-10 train, 5,000 / 1,000 test)",
               "batch_size": args.batch, "epochs": 1, "steps_per_epoch": args.steps, "tolerance": TOLERANCE,
               "bytes": "peak resident memory (ru_maxrss) in bytes; GB in the table is 10^9 bytes",
               "configurations": {name: dict(zip(("arch", "input_size", "width", "knobs"), (CONFIGS | EXTRA)[name]))

@@ -14,7 +14,8 @@ that saves in memory and whether it costs speed.
 How: each measurement runs in a fresh subprocess (`--worker MODEL SIDE`), so its peak memory is that
 process's ru_maxrss and nothing carries over. Speed is timed from the end of the last warm-up step
 to the end of the last step (graph tracing and the end-of-epoch validation fall outside).
-Both sides train on the same data: cnnlab's bundled 10% samples (6,000 MNIST, 5,000 CIFAR-10 images).
+Both sides train on the same data: cnnlab's bundled data (MNIST: 60,000 images since 2026-12-01, 6,000
+before; CIFAR-10: 5,000 images).
 
     PYTHONPATH=. python bench/train_memory_speed.py                  # full run, about 30 min on 2 cores
     PYTHONPATH=. python bench/train_memory_speed.py --quick --only lenet

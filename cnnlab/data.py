@@ -1,4 +1,5 @@
-"""Datasets: the bundled 10% samples, Keras's full downloads, and any .npz in Keras's layout.
+"""Datasets: the bundled data (all of MNIST's training images, CIFAR-10's 10% sample), Keras's full
+downloads, and any .npz in Keras's layout.
 
 Images stay as the raw uint8 pixels, (N, H, W, C); the models do the lecture's preprocessing
 themselves (see `architectures.preprocessing`). Labels are flat integer class indices.
@@ -88,7 +89,7 @@ def sample_size(n: int, fraction: float) -> int:
 def load_dataset(name: str = "mnist", source: str = "bundled", path: str | Path | None = None) -> Dataset:
     """Load a dataset by name from a source, or any .npz in Keras's layout when `path` is given.
 
-    `bundled` is the 10% sample shipped with CNN Lab (no network needed); `full` is Keras's
+    `bundled` is the data shipped with CNN Lab (no network needed); `full` is Keras's
     download, cached by Keras under ~/.keras/datasets.
     """
     if path is not None:

@@ -85,9 +85,9 @@ class TrainConfig:
 
     model: ModelConfig
     dataset: str | None = None         # "mnist" or "cifar10"; default: the architecture's
-    source: str = "bundled"            # "bundled" (10% sample, offline) or "full" (Keras download)
+    source: str = "bundled"            # "bundled" (shipped, offline) or "full" (Keras download)
     data_path: str | None = None       # any .npz in Keras's layout, instead of dataset/source
-    sample: float | None = None        # fraction drawn; default: 1 (bundled is already 10%), lecture's for full
+    sample: float | None = None        # fraction drawn; default: 1 (bundled is the lecture's data), lecture's for full
     recipe: str = "seed"
     epochs: int | None = None
     batch_size: int | None = None

@@ -1,9 +1,10 @@
-"""Build the 10% samples that ship inside cnnlab (cnnlab/bundled/*.npz).
+"""Build the datasets that ship inside cnnlab (cnnlab/bundled/*.npz).
 
     python scripts/build_bundled_data.py [--source ../shared/datasets]
 
-MNIST: 6,000 training and 1,000 test images; CIFAR-10: 5,000 and 1,000, as the lecture's 10%
-samples. Drawn at random without replacement with a fixed seed, so a rebuild gives the same files.
+MNIST: all 60,000 training images, the lecture's data for LeNet-5, with the 5,000 test images the
+source holds. CIFAR-10: 5,000 training and 1,000 test images, the lecture's 10% sample, drawn at
+random without replacement with a fixed seed, so a rebuild gives the same files.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-SIZES = {"mnist": (6000, 1000), "cifar10": (5000, 1000)}
+SIZES = {"mnist": (None, None), "cifar10": (5000, 1000)}   # None: every image, in the source's order
 SEED = 2024
-
+# MNIST was once a 6,000/1,000 sample drawn first from the same stream; those draws are still made so
+# that CIFAR-10's sample stays the one every committed measurement used.
+EARLIER_DRAWS = {"mnist": (6000, 1000)}
 
 def build(source: Path, target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
@@ -23,9 +26,11 @@ def build(source: Path, target: Path) -> None:
     for name, (n_train, n_test) in SIZES.items():
         with np.load(source / f"{name}.npz") as full:
             arrays = {}
-            for split, n in (("train", n_train), ("test", n_test)):
+            for i, (split, n) in enumerate((("train", n_train), ("test", n_test))):
                 x, y = full[f"x_{split}"], full[f"y_{split}"]
-                index = np.sort(rng.choice(len(x), size=n, replace=False))
+                if name in EARLIER_DRAWS:
+                    rng.choice(len(x), size=EARLIER_DRAWS[name][i], replace=False)
+                index = np.arange(len(x)) if n is None else np.sort(rng.choice(len(x), size=n, replace=False))
                 arrays[f"x_{split}"], arrays[f"y_{split}"] = x[index], y[index]
         np.savez_compressed(target / f"{name}.npz", **arrays)
         print(f"{name}: " + ", ".join(f"{k} {v.shape}" for k, v in arrays.items()))

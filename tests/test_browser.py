@@ -18,7 +18,8 @@ from tests.conftest import ROOT
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 PAGES = {"": "CNN Lab", "Architecture": "Architecture", "Data": "Data", "Train": "Train", "Predict": "Predict",
-         "Evaluate": "Evaluate", "Inside": "Inside the network", "Your_image": "Your image", "Zoo": "Model zoo"}
+         "Evaluate": "Evaluate", "Inside": "Inside the network", "Your_image": "Your image", "Zoo": "Model zoo",
+         "Lessons": "Lessons: what the lecture found, run live"}
 
 playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (requirements-dev.txt)")
 pytestmark = [pytest.mark.browser,
@@ -76,6 +77,22 @@ def curve_points(page) -> int:
                          " return g && g.data ? g.data[0].x.length : 0; }")
 
 
+def quick_lenet(page, epochs: int = 3) -> None:
+    """The Train page's LeNet-5 for `epochs` on a tenth of the digits (6,000): its default is the
+    lecture's own run, 10 epochs on all 60,000, which takes minutes."""
+    sidebar = page.locator("[data-testid='stSidebar']")
+    box = sidebar.get_by_label("Epochs", exact=True)
+    box.fill(str(epochs))
+    box.press("Enter")
+    settle(page)
+    thumb = sidebar.locator("[data-testid='stSlider']").filter(has_text="Sample fraction").get_by_role("slider")
+    thumb.focus()
+    thumb.press("Home")        # 0.05
+    thumb.press("ArrowRight")  # 0.10
+    wait_for(lambda: thumb.get_attribute("aria-valuetext") == "0.10", 10, "the sample slider at 0.10")
+    settle(page)
+
+
 def wait_for(condition, timeout: float, what: str):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -98,6 +115,7 @@ def test_every_page_opens_from_a_deep_link(server, page, path):
 def test_train_watch_the_curve_grow_keep_it_then_predict(server, page, tmp_path):
     page.goto(f"{server}/Train")
     settle(page)
+    quick_lenet(page)
     page.get_by_role("button", name="Start").click()
     first = wait_for(lambda: curve_points(page), 90, "the first points of the curve")
     grown = wait_for(lambda: curve_points(page) > first + 5 and curve_points(page), 60, "the curve to grow")
@@ -128,7 +146,7 @@ def test_train_watch_the_curve_grow_keep_it_then_predict(server, page, tmp_path)
     assert page.get_by_text("True label").count() and page.get_by_text("Predicted").count()
     index = int(page.get_by_label("Test image index").input_value())
     assert page.get_by_text(f"test image {index}").count() == 1
-    label = int(load_dataset("mnist").y_test[index])
+    label = int(load_dataset("mnist").sample(0.1, seed=0).y_test[index])  # the run's own test images
     assert page.get_by_text(f"True label: {label}", exact=False).count() == 1
     assert page.locator(".js-plotly-plot").count() == 1  # the probabilities over all classes
     shot(page, "Predict-result")
@@ -137,6 +155,7 @@ def test_train_watch_the_curve_grow_keep_it_then_predict(server, page, tmp_path)
 def test_stop_mid_run_keeps_the_partial_run(server, page):
     page.goto(f"{server}/Train")
     settle(page)
+    quick_lenet(page)
     page.get_by_role("button", name="Start").click()
     wait_for(lambda: "batch" in progress_text(page), 90, "the first batch")
     page.get_by_role("button", name="Stop").click()
@@ -151,6 +170,7 @@ def test_stop_mid_run_keeps_the_partial_run(server, page):
 def test_leave_the_train_page_and_come_back(server, page):
     page.goto(f"{server}/Train")
     settle(page)
+    quick_lenet(page)
     page.get_by_role("button", name="Start").click()
     wait_for(lambda: curve_points(page), 90, "the curve")
     page.get_by_role("link", name="Architecture").click()
@@ -217,6 +237,36 @@ def test_zoo_counts_the_table_and_answers_a_photo(server, page, tmp_path):
     page.get_by_text("What does a pretrained network see").scroll_into_view_if_needed()
     shot(page, "Zoo-photo")
 
+
+
+def chart_names(page) -> list[str]:
+    """The names of every line on the page's plotly charts, as the browser drew them."""
+    return page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')]"
+                         ".flatMap(g => (g.data || []).map(t => t.name || ''))")
+
+
+def test_run_a_lenet_lesson_and_read_its_verdict(server, page):
+    page.goto(f"{server}/Lessons")
+    settle(page)
+    page.locator("[data-testid='stMain'] [data-testid='stSelectbox']").first.click()
+    page.get_by_role("option", name="1998 against 2012: sigmoid, ReLU and max pooling").click()
+    settle(page)
+    assert any("full scale (lecture's code, GPU)" in name for name in chart_names(page))  # the dashed reference
+    page.get_by_role("button", name="Run this lesson").click()
+    wait_for(lambda: any(name.startswith("sigmoid + average pooling (1998)") for name in chart_names(page)), 120,
+             "the lesson's live curves")
+    shot(page, "Lessons-live")
+    verdict = wait_for(lambda: page.get_by_text("The claim held.").count() or
+                       page.get_by_text("The claim did not hold this time.").count(), 240, "the verdict")
+    assert verdict
+    settle(page)
+    names = chart_names(page)
+    for run in ("sigmoid + average pooling (1998)", "ReLU + average pooling (the lecture)", "ReLU + max pooling"):
+        assert any(name.startswith(run) for name in names), (run, names)
+    assert any("full scale (lecture's code, GPU)" in name for name in names)
+    assert page.get_by_text("measured", exact=False).count() and page.get_by_text("Why").count()
+    assert page.locator("[data-testid='stException']").count() == 0
+    shot(page, "Lessons-verdict")
 
 
 def test_a_korean_browser_sees_korean(server, browser):

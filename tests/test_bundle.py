@@ -22,7 +22,7 @@ LIMIT = 50 * 2**20
 
 @pytest.fixture(scope="module")
 def mnist():
-    return load_dataset("mnist").sample(0.2, seed=0)
+    return load_dataset("mnist").sample(0.02, seed=0)
 
 
 @pytest.fixture(scope="module")

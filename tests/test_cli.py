@@ -39,12 +39,13 @@ def test_train_evaluate_predict_round_trip(lenet_run_dir, tmp_path, capsys):
     assert record["result"]["test_accuracy"] > 0.9
     assert {"test_accuracy", "test_loss", "epochs", "train_seconds"} <= set(record["result"])
 
-    test = load_dataset("mnist")
+    config = record["config"]
+    test = load_dataset("mnist").sample(config["sample"], seed=config["seed"])  # the run's own test images
     npz = tmp_path / "test.npz"
     np.savez(npz, x=test.x_test[..., 0], y=test.y_test[:, None])  # no channel axis, labels (N, 1)
     code, out, _ = run_cli(capsys, "evaluate", str(lenet_run_dir), "--data", str(npz))
     result = json.loads(out)
-    assert code == 0 and result["n"] == 1000
+    assert code == 0 and result["n"] == 500
     assert result["accuracy"] == pytest.approx(record["result"]["test_accuracy"], abs=1e-6)
 
     paths = []
@@ -192,7 +193,7 @@ def test_the_cli_keeps_the_classrooms_reserve_from_its_settings_file(tmp_path, c
     from cnnlab import ModelConfig, TrainConfig
     from cnnlab.cost import estimate_cost
 
-    lenet = estimate_cost(TrainConfig(ModelConfig("lenet5")), 6000, 1000, macs_per_second=1.0)
+    lenet = estimate_cost(TrainConfig(ModelConfig("lenet5")), 60000, 5000, macs_per_second=1.0)  # the bundled MNIST
     monkeypatch.setattr("cnnlab.memory.available_bytes", lambda: lenet.peak_bytes - lenet.breakdown["runtime"] + 2**27)
     code, _, err = run_cli(capsys, "train", "lenet5", "--out", str(tmp_path / "run"))  # the shipped 400 MB reserve
     assert code == 2 and "0.4 GB is kept back" in err

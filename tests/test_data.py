@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -9,10 +11,12 @@ from cnnlab import DATASETS, Dataset, load_dataset, load_npz
 from cnnlab.datasets import CIFAR10_CLASSES
 
 
-@pytest.mark.parametrize("name, n_train, shape", [("mnist", 6000, (28, 28, 1)), ("cifar10", 5000, (32, 32, 3))])
-def test_bundled_samples_are_the_lectures_ten_percent(name, n_train, shape):
+@pytest.mark.parametrize("name, n_train, n_test, shape", [("mnist", 60000, 5000, (28, 28, 1)),
+                                                          ("cifar10", 5000, 1000, (32, 32, 3))])
+def test_bundled_data_is_the_lectures(name, n_train, n_test, shape):
+    """All of MNIST's training images, as the lecture trains LeNet-5; CIFAR-10's 10% sample."""
     data = load_dataset(name)
-    assert (len(data.x_train), len(data.x_test)) == (n_train, 1000)
+    assert (len(data.x_train), len(data.x_test)) == (n_train, n_test)
     assert data.image_shape == shape and data.x_train.dtype == np.uint8
     assert data.y_train.shape == (n_train,) and set(np.unique(data.y_train)) == set(range(10))
     assert data.class_names == DATASETS[name].class_names
@@ -21,7 +25,23 @@ def test_bundled_samples_are_the_lectures_ten_percent(name, n_train, shape):
 def test_bundled_files_fit_the_size_budget():
     from cnnlab.data import BUNDLED_DIR
 
-    assert sum(f.stat().st_size for f in BUNDLED_DIR.glob("*.npz")) <= 25 * 2**20
+    assert sum(f.stat().st_size for f in BUNDLED_DIR.glob("*.npz")) <= 30 * 2**20
+
+
+def test_the_bundled_data_credits_its_sources():
+    from cnnlab.data import BUNDLED_DIR
+
+    credits = (BUNDLED_DIR / "README.md").read_text()
+    assert "60,000" in credits and "LeCun" in credits and "Krizhevsky" in credits and "JPEG" in credits
+    assert "H200" in credits  # the full-scale reference runs say where they were measured
+
+
+def test_a_default_lenet_run_trains_on_all_60000_digits(tmp_path, capsys):
+    from cnnlab.cli import main
+
+    assert main(["train", "lenet5", "--epochs", "1", "--steps-per-epoch", "2", "--out", str(tmp_path)]) == 0
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["dataset"]["n_train"] == 60000 and run["dataset"]["n_test"] == 5000
 
 
 def test_cifar_class_names_in_keras_order():

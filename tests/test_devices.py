@@ -33,7 +33,7 @@ def cnnlab_on_two_devices(*argv: str) -> subprocess.CompletedProcess:
 
 
 def test_two_devices_learn_what_one_device_learns(tmp_path):
-    common = ["train", "lenet5", "--epochs", "2", "--sample", "0.2", "--batch-size", "64", "--lr", "0.003",
+    common = ["train", "lenet5", "--epochs", "2", "--sample", "0.02", "--batch-size", "64", "--lr", "0.003",
               "--seed", "3"]
     runs = {}
     for devices in ("1", "all"):
@@ -76,7 +76,7 @@ def free_port() -> int:
                                             "TensorFlow's MultiWorkerMirroredStrategy)")
 def test_two_processes_learn_what_one_process_learns(tmp_path):
     """The README's command for going past one machine, run as two processes on this one."""
-    common = ["-m", "cnnlab", "train", "lenet5", "--epochs", "2", "--sample", "0.2", "--batch-size", "64",
+    common = ["-m", "cnnlab", "train", "lenet5", "--epochs", "2", "--sample", "0.02", "--batch-size", "64",
               "--lr", "0.003", "--seed", "3", "--devices", "all"]
     env = os.environ | {"KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
     alone = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "alone")], cwd=ROOT, env=env,

@@ -18,7 +18,7 @@ from tests.conftest import ROOT
 
 @pytest.fixture(scope="module")
 def mnist():
-    return load_dataset("mnist").sample(0.2, seed=0)
+    return load_dataset("mnist").sample(0.02, seed=0)
 
 
 def quick(epochs=1, **overrides) -> TrainConfig:
