@@ -5,6 +5,8 @@
     python -m cnnlab continue RUN --epochs N [--no-memory-check] --out DIR
     python -m cnnlab evaluate MODEL --data FILE.npz
     python -m cnnlab predict MODEL IMAGE... [--top K]
+    python -m cnnlab lessons
+    python -m cnnlab lesson NAME [--seed N] --out DIR
 
 Every mistake a user can make ends in one line on stderr and exit code 2. A run that would not fit
 in the memory left (the app's guard, with the classroom's reserve) and an --out that cannot be
@@ -33,6 +35,7 @@ from .errors import LabError
 from .images import read_image
 from .inference import evaluate_file, predict_proba, top_k
 from .layer_table import layer_table
+from .lessons import get_lesson, list_lessons, missing_weights, outcome, preset
 from .memory import NotEnoughMemory
 from .runs import bundle_of, load_trained, read_run, save_run
 from .training import RECIPES, RunInterrupted, TrainConfig, train
@@ -70,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("arch", metavar="ARCH", help=f"one of: {', '.join(list_architectures(trainable=True))}")
     train.add_argument("--dataset", choices=list(DATASETS), help="default: the architecture's")
     train.add_argument("--source", choices=SOURCES, default="bundled",
-                       help="bundled: the 10%% sample shipped with CNN Lab; full: Keras's download")
+                       help="bundled: the data shipped with CNN Lab; full: Keras's download")
     train.add_argument("--data", metavar="FILE.npz", help="an .npz in Keras's layout instead of --dataset")
     train.add_argument("--sample", type=float, metavar="F", help="fraction to draw, e.g. 0.1")
     train.add_argument("--recipe", default="seed", help=f"one of: {', '.join(RECIPES)} (seed is the lecture's)")
@@ -106,6 +109,15 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--top", type=int, default=3, metavar="K")
     predict.set_defaults(command=_predict)
+
+    lessons = commands.add_parser("lessons", help="the lessons: the lecture's questions, each answered by a few runs")
+    lessons.set_defaults(command=_lessons)
+    lesson = commands.add_parser("lesson", help="run a lesson's runs at its measured settings and check its claim")
+    lesson.add_argument("name", metavar="NAME", help=f"one of: {', '.join(list_lessons())}")
+    lesson.add_argument("--seed", type=int, default=0)
+    _memory_option(lesson)
+    lesson.add_argument("--out", required=True, metavar="DIR", help="each run is saved in DIR/<run>")
+    lesson.set_defaults(command=_lesson)
     return parser
 
 
@@ -204,6 +216,15 @@ def _continue(args) -> int:
 
 
 def _run_and_save(config, out: Path, resume=None, devices=1, memory_check=True) -> int:
+    run = _train_and_save(config, out, resume, devices, memory_check)
+    if run is None:
+        return 1
+    print(json.dumps(run.summary()))
+    return 0
+
+
+def _train_and_save(config, out: Path, resume=None, devices=1, memory_check=True):
+    """Train and save in `out`: the run, or None when it was interrupted (what it learnt so far is saved)."""
     created = not out.exists()
     _check_writable(out)  # fail now, not after an hour of training
     try:
@@ -228,12 +249,49 @@ def _run_and_save(config, out: Path, resume=None, devices=1, memory_check=True) 
         save_run(interrupted.run, out)
         print(f"\nerror: training was interrupted: {interrupted.cause}\nthe run so far is saved in {out}",
               file=sys.stderr)
-        return 1
+        return None
     finally:
         signal.signal(signal.SIGINT, previous)
     save_run(run, out)
     print(f"saved {out / 'bundle.zip'}, model.keras, history.json and run.json", file=sys.stderr)
-    print(json.dumps(run.summary()))
+    return run
+
+
+def _lessons(args) -> int:
+    """One line per lesson: its name, its runs, its measured settings and whether they show its claim."""
+    for name in list_lessons():
+        lesson = get_lesson(name)
+        found = preset(lesson)
+        verdict = "not measured" if not found.tried else \
+            ("reproduced" if found.reproduced else "not reproduced") + f" ({found.held}/{found.tried} seeds)"
+        shown = verdict + ", " + ", ".join(f"{k}={v}" for k, v in found.settings.items() if v is not None)
+        print(f"{name:16} {' vs '.join(r.label for r in lesson.runs):40} {shown}")
+    return 0
+
+
+def _lesson(args) -> int:
+    """Each run of the lesson at its preset, saved in DIR/<run>; then one JSON line: the claim, whether
+    it held, and each run's test accuracy, seconds and predicted-class shares."""
+    lesson = get_lesson(args.name)
+    problem = missing_weights(lesson) if lesson.needs_weights else None
+    if problem is not None:
+        raise problem
+    found = preset(lesson)
+    if not found.tried:
+        print(f"{lesson.name}: not measured on a CPU yet; running at its first candidate settings", file=sys.stderr)
+    outcomes = {}
+    for run in lesson.runs:
+        print(f"{lesson.name}: {run.label}", file=sys.stderr)
+        config = lesson.config(run, found.settings, args.seed).resolved()
+        trained = _train_and_save(config, Path(args.out) / run.label, memory_check=args.memory_check)
+        if trained is None:
+            return 1
+        outcomes[run.label] = outcome(trained)
+    verdict = lesson.check(outcomes)
+    print(json.dumps({"lesson": lesson.name, "claim": " and ".join(str(c.text()) for c in lesson.claim),
+                      "held": verdict.held, "reproduced_in_sweep": found.reproduced, "settings": found.settings,
+                      "runs": {label: {k: o[k] for k in ("test_accuracy", "seconds", "shares")}
+                               for label, o in outcomes.items()}}))
     return 0
 
 
