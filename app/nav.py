@@ -9,13 +9,14 @@ from cnnlab import i18n
 from cnnlab.runner import RunStatus
 
 from .resources import training_pool
-from .session import active_run
+from .session import active_run, runs
 from .text import language, t
 
 PAGES = (("streamlit_app.py", "home", "🏠"), ("pages/1_Architecture.py", "architecture", "🧱"),
          ("pages/2_Data.py", "data", "🖼️"), ("pages/3_Train.py", "train", "📈"), ("pages/4_Predict.py", "predict", "🔍"),
          ("pages/5_Evaluate.py", "evaluate", "🧮"), ("pages/6_Inside.py", "inside", "🔬"),
-         ("pages/7_Your_image.py", "your_image", "✏️"), ("pages/8_Zoo.py", "zoo", "🦒"))
+         ("pages/7_Your_image.py", "your_image", "✏️"), ("pages/8_Zoo.py", "zoo", "🦒"),
+         ("pages/9_Lessons.py", "lessons", "🎓"))
 TRAIN_PAGE = "pages/3_Train.py"
 HEARTBEAT_SECONDS = 5  # far below any sensible abandoned_after_seconds, even in a throttled background tab
 
@@ -51,7 +52,8 @@ def _language_switch() -> None:
 
 def _run_status() -> None:
     """The learner's active run, in the sidebar of every page. Redrawn every few seconds, it also
-    tells the server that this browser tab is still open: a run whose tab has gone is stopped."""
+    tells the server that this browser tab is still open, for every run of the session: a run whose
+    tab has gone is stopped."""
     run = active_run()
     if run is None:
         return
@@ -60,7 +62,9 @@ def _run_status() -> None:
     def status():
         if not run.active:
             st.rerun()  # the whole page: a finished run's model appears where it was awaited
-        run.touch()
+        for waiting in runs():  # a lesson's runs wait in line behind the one shown here: all are watched
+            if waiting.active:
+                waiting.touch()
         if run.status == RunStatus.QUEUED:
             place = training_pool().place_in_line(run)
             state = t("runs.sidebar_queued", place=place) if place else t("runs.sidebar_preparing")

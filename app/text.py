@@ -66,3 +66,13 @@ def duration(seconds: float) -> str:
 
 def gigabytes(n: int) -> str:
     return f"{n / 2**30:.2f} GB"
+
+
+SETTING_LABELS = {"input_size": "train.input_size", "width": "architecture.width", "sample": "train.sample",
+                  "epochs": "train.epochs", "batch_size": "train.batch_size"}
+
+
+def settings_text(settings: dict) -> str:
+    """A run's settings as the Train page labels them: "Input size 32 · Width 0.25 · Epochs 8"."""
+    return " · ".join(f"{t(SETTING_LABELS[key])} {value:g}" for key, value in settings.items()
+                      if key in SETTING_LABELS and value is not None)

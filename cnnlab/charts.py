@@ -6,7 +6,7 @@ Figures only; the page decides where they go.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -23,13 +23,18 @@ MAX_TILE_PIXELS = 2**24  # a tiled picture larger than this (4096x4096) is refus
 
 
 def training_curves(series: Sequence[tuple[str, Sequence[Progress], Sequence[Progress]]], lang: str = "en",
-                    points: int = MAX_POINTS) -> go.Figure:
+                    points: int = MAX_POINTS, references: Sequence[tuple[str, int, Mapping]] = (),
+                    colours: Sequence[int] | None = None) -> go.Figure:
     """Accuracy and loss against epochs: a line per run for training (running mean over the epoch,
-    after every batch, at most `points` of them) and markers for validation (after every epoch)."""
+    after every batch, at most `points` of them) and markers for validation (after every epoch).
+
+    `references` are recorded runs drawn beside them as dashed lines: (label, the colour index of the
+    run they go with, per-epoch lists "test_accuracy" and "train_loss"). `colours`: each series'
+    colour index, where they are not simply in order."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=(_t("accuracy_title", lang), _t("loss_title", lang)),
                         horizontal_spacing=0.1)
     for i, (label, batches, epochs) in enumerate(series):
-        colour = PALETTE[i % len(PALETTE)]
+        colour = PALETTE[(colours[i] if colours is not None else i) % len(PALETTE)]
         batches = _thin(list(batches), points)
         x = [p.epoch - 1 + p.step / p.steps for p in batches]
         x_val = [float(p.epoch) for p in epochs]
@@ -41,6 +46,13 @@ def training_curves(series: Sequence[tuple[str, Sequence[Progress], Sequence[Pro
                                      name=_t("validation_line", lang, run=label), legendgroup=label,
                                      showlegend=col == 1, line=dict(color=colour, dash="dot"), marker=dict(size=8)),
                           row=1, col=col)
+    for label, colour_index, run in references:
+        colour = PALETTE[colour_index % len(PALETTE)]
+        for col, key in ((1, "test_accuracy"), (2, "train_loss")):
+            values = list(run.get(key) or [])
+            fig.add_trace(go.Scatter(x=list(range(1, len(values) + 1)), y=values, mode="lines", name=label,
+                                     legendgroup=f"reference-{label}", showlegend=col == 1, opacity=0.7,
+                                     line=dict(color=colour, dash="dash", width=1.5)), row=1, col=col)
     fig.update_xaxes(title_text=_t("epoch", lang), rangemode="tozero")
     fig.update_yaxes(range=[0, 1.02], row=1, col=1)
     fig.update_yaxes(rangemode="tozero", row=1, col=2)
