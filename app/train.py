@@ -9,11 +9,12 @@ from dataclasses import dataclass
 import streamlit as st
 
 import cnnlab
-from cnnlab import controls
+from cnnlab import controls, lessons
 from cnnlab.architectures import MAX_INPUT_SIZE
 from cnnlab.bundle import bundle_bytes
 from cnnlab.charts import learning_rate_curve, training_curves
 from cnnlab.cost import CostEstimate, check_fits, estimate_cost
+from cnnlab.devices import backend
 from cnnlab.errors import LabError, Text
 from cnnlab.runner import BackgroundRun, RunStatus
 from cnnlab.runs import history_json
@@ -21,7 +22,7 @@ from cnnlab.training import learning_rates
 
 from . import session
 from .resources import dataset, training_pool
-from .text import arch_title, class_name, duration, gigabytes, language, run_label, say, t
+from .text import arch_title, class_name, duration, gigabytes, language, run_label, say, settings_text, t
 from .widgets import adjustable_keys, knob_inputs, offer_suggestions, refusal, seed_widgets
 
 # How often a watching tab redraws its run. Every watching tab reruns its fragment on the server and
@@ -49,19 +50,27 @@ def settings() -> tuple[cnnlab.Architecture, cnnlab.TrainConfig]:
         st.header(t("train.settings"))
         arch = cnnlab.get_architecture(st.selectbox(t("architecture.choose"), cnnlab.list_architectures(trainable=True),
                                                     key="train-arch", format_func=arch_title))
-        recipe_name = st.selectbox(t("train.recipe"), [*cnnlab.RECIPES, "custom"], help=t("train.recipe_help"))
+        defaults = lessons.train_defaults(arch.name)
+        classroom = defaults.classroom
+        recipes = [*cnnlab.RECIPES, "custom"]
+        recipe_name = st.selectbox(t("train.recipe"), recipes, index=recipes.index(defaults.recipe),
+                                   help=t("train.recipe_help"), key=f"train-recipe-{arch.name}")
         recipe = cnnlab.RECIPES["seed" if recipe_name == "custom" else recipe_name]
         if recipe_name != "custom":
             st.caption(t(f"recipes.{recipe_name}"))
-        epochs = st.number_input(t("train.epochs"), 1, 100, arch.classroom.epochs)
-        batch_size = st.select_slider(t("train.batch_size"), controls.BATCH_SIZES, value=recipe.batch_size)
+        if defaults.lesson:
+            st.caption(t("train.defaults_from" if defaults.reproduced else "train.defaults_closest",
+                         lesson=t(f"lessons.{defaults.lesson}.title")))
+        epochs = st.number_input(t("train.epochs"), 1, 100, classroom.epochs, key=f"train-epochs-{arch.name}")
+        batch_size = st.select_slider(t("train.batch_size"), controls.BATCH_SIZES, value=defaults.batch_size
+                                      if recipe_name == defaults.recipe else recipe.batch_size)
         lr = st.number_input(t("train.learning_rate"), 1e-6, 1.0, recipe.learning_rate, format="%g",
                              disabled=recipe_name != "custom", key=f"lr-{recipe_name}")
         keys = adjustable_keys(arch)
         steps_offered = controls.accumulation_steps(int(batch_size))
-        seed_widgets({keys["sample"]: arch.classroom.sample,
-                      keys["input_size"]: max(arch.min_input_size, arch.classroom.input_size or arch.input_size),
-                      keys["width"]: arch.classroom.width, keys["accumulation_steps"]: 1},
+        seed_widgets({keys["sample"]: classroom.sample,
+                      keys["input_size"]: max(arch.min_input_size, classroom.input_size or arch.input_size),
+                      keys["width"]: classroom.width, keys["accumulation_steps"]: 1},
                      offered={keys["accumulation_steps"]: steps_offered})
         accumulation = st.select_slider(t("train.accumulation"), steps_offered, key=keys["accumulation_steps"],
                                         help=t("train.accumulation_help"))
@@ -71,7 +80,7 @@ def settings() -> tuple[cnnlab.Architecture, cnnlab.TrainConfig]:
                                      help=t("train.input_size_help", paper=arch.input_size))
         width = st.slider(t("architecture.width"), controls.WIDTHS[0], controls.WIDTHS[-1], step=controls.STEP,
                           disabled=arch.fixed_width, key=keys["width"])
-        knobs = knob_inputs(arch, "train")
+        knobs = knob_inputs(arch, "train", defaults.knobs)
         seed = st.number_input(t("train.seed"), 0, 2**31 - 1, 0)
     return arch, cnnlab.TrainConfig(
         cnnlab.ModelConfig(arch.name, input_size=int(input_size), width=width, knobs=knobs),
@@ -92,6 +101,7 @@ def plan(arch: cnnlab.Architecture, config: cnnlab.TrainConfig) -> Plan:
     data_col.metric(t("train.training_images"), cnnlab.i18n.number(n_train))
     if cost.once_seconds:
         st.caption(t("train.features_once", duration=duration(cost.once_seconds)))
+    st.caption(t("train.backend", **backend()))
     with st.expander(t("train.rate_header")):
         st.plotly_chart(learning_rate_curve(*learning_rates(config, n_train), lang=language()), width="stretch",
                         key="rates")
@@ -195,6 +205,7 @@ def results(epochs: int) -> None:
     if last.collapse is not None and result.epochs_completed:  # a run stopped early has not converged anywhere
         st.error(t("train.collapsed", share=f"{last.collapse.share:.0%}",
                    name=class_name(result.class_names, last.collapse.class_index)))
+        _collapse_advice(last.config)
     name = f"{last.config.model.arch}_run{last.id}"
     bundle_col, csv_col, json_col = st.columns(3)
     bundle_col.download_button(t("train.download_bundle"), lambda: bundle_bytes(result), file_name=f"{name}.zip",
@@ -207,6 +218,19 @@ def results(epochs: int) -> None:
                  help=t("train.continue_help")):
         session.start_run(dataclasses.replace(last.config, epochs=epochs), resume=last)
         st.rerun()
+
+
+def _collapse_advice(config: cnnlab.TrainConfig) -> None:
+    """What was measured to help a run like this one, or, where nothing was, what helped elsewhere."""
+    found = lessons.fix_for(config)
+    if found is None:
+        st.info(t("train.collapse_unmeasured"))
+        return
+    lesson, helping, preset = found
+    accuracies = preset.accuracies[helping.label]
+    st.info(t("train.collapse_fix", lesson=t(f"lessons.{lesson.name}.title"), run=t(f"lessons.runs.{helping.label}"),
+              low=f"{min(accuracies):.0%}", high=f"{max(accuracies):.0%}", seeds=len(accuracies),
+              settings=settings_text(preset.settings)))
 
 
 def bundles() -> None:

@@ -25,6 +25,33 @@ import numpy as np
 from . import checks
 from .errors import LabError
 
+BACKEND_TITLES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+
+
+def backend() -> dict[str, str]:
+    """What trains here, for a learner to read: Keras's version, the backend, its version, CPU or GPU."""
+    import importlib.metadata
+
+    name = keras.backend.backend()
+    package = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "jax": ("jax",), "torch": ("torch",)}.get(name, ())
+    version = next((v for p in package if (v := _version(importlib.metadata, p))), "")
+    kind = "GPU" if any("gpu" in d.lower() or "cuda" in d.lower() for d in _devices_or_none()) else "CPU"
+    return {"keras": keras.__version__, "backend": BACKEND_TITLES.get(name, name), "version": version, "kind": kind}
+
+
+def _version(metadata, name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def _devices_or_none() -> list[str]:
+    try:
+        return local_devices()
+    except LabError:
+        return []
+
 
 def local_devices() -> list[str]:
     """This machine's devices of the fastest kind: its GPUs, else its CPU devices."""
