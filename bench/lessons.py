@@ -120,18 +120,12 @@ def sweep_lesson(data: dict, lesson: lessons.Lesson, base_id: str, base_seconds:
                       file=sys.stderr)
             trial = lessons.trials(lesson, data["runs"])[lesson.candidates.index(settings)]
             runs = trial.seeds.get(seed, {})
-            if len(runs) < len(lesson.runs) or not lesson.check(runs).held or not within_budget(lesson, trial):
+            if len(runs) < len(lesson.runs) or not lesson.check(runs).held or not lessons.fits_budget(
+                    [trial.cost(run.label) for run in lesson.runs]):
                 settled = False
                 break
         if settled:
             return  # the cheapest candidate that held for every seed within the budget: the lesson's preset
-
-
-def within_budget(lesson: lessons.Lesson, trial: lessons.Trial) -> bool:
-    """The rule `lessons.preset` applies: each run's median cost, and their sum, within the budget."""
-    costs = [trial.cost(run.label) for run in lesson.runs if any(run.label in r for r in trial.seeds.values())]
-    return max(costs) <= lessons.RUN_BUDGET * (1 + lessons.NOISE) and \
-        sum(costs) <= lessons.LESSON_BUDGET * (1 + lessons.NOISE)
 
 
 def table(data: dict) -> str:
