@@ -245,7 +245,7 @@ def chart_names(page) -> list[str]:
                          ".flatMap(g => (g.data || []).map(t => t.name || ''))")
 
 
-def test_run_a_lenet_lesson_and_read_its_verdict(server, page):
+def test_run_a_lenet_lesson_and_read_its_verdict(server, page, browser):
     page.goto(f"{server}/Lessons")
     settle(page)
     page.locator("[data-testid='stMain'] [data-testid='stSelectbox']").first.click()
@@ -267,6 +267,18 @@ def test_run_a_lenet_lesson_and_read_its_verdict(server, page):
     assert page.get_by_text("measured", exact=False).count() and page.get_by_text("Why").count()
     assert page.locator("[data-testid='stException']").count() == 0
     shot(page, "Lessons-verdict")
+
+    # The class: another learner's tab opens the lesson and sees the result without running it.
+    other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    other.goto(f"{server}/Lessons")
+    settle(other)
+    other.locator("[data-testid='stMain'] [data-testid='stSelectbox']").first.click()
+    other.get_by_role("option", name="1998 against 2012: sigmoid, ReLU and max pooling").click()
+    wait_for(lambda: other.get_by_text("everyone here sees it", exact=False).count(), 60, "the class's shared result")
+    assert other.get_by_text("The claim held.").count() or \
+        other.get_by_text("The claim did not hold this time.").count()
+    shot(other, "Lessons-shared")
+    other.context.close()
 
 
 def test_a_korean_browser_sees_korean(server, browser):
