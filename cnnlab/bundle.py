@@ -44,23 +44,28 @@ _MEMBER = re.compile(r"(weights|optimizer)/(\d{5})\.npy")
 
 
 def bundle_bytes(run: Run) -> bytes:
-    """The run as the bytes of a bundle .zip, for a download or a run folder."""
-    weights = [keras.ops.convert_to_numpy(w) for w in run.model.weights]
-    optimizer = [keras.ops.convert_to_numpy(v) for v in run.optimizer.variables] if _own_optimizer(run) else []
+    """The run as the bytes of a bundle .zip, for a download."""
+    out = io.BytesIO()
+    write_bundle(run, out)
+    return out.getvalue()
+
+
+def write_bundle(run: Run, out) -> None:
+    """The run as a bundle .zip, written into the binary file `out` one array at a time: a checkpoint
+    of a large network never holds a second copy of its weights and optimizer state in memory."""
     record = {"format": FORMAT, "version": VERSION, "config": run.config.to_dict(),
               "class_names": list(run.class_names), "dataset": run.dataset, "history": run.history.to_dict(),
               "result": run.summary(), "stopped": run.stopped, "train_seconds": run.train_seconds,
               "test_loss": run.test_loss, "test_accuracy": run.test_accuracy,
               "versions": {"keras": keras.__version__, "backend": keras.backend.backend()}}
-    out = io.BytesIO()
+    optimizer = run.optimizer.variables if _own_optimizer(run) else []
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         zf.writestr("run.json", json.dumps(record, indent=1))
-        for folder, arrays in (("weights", weights), ("optimizer", optimizer)):
-            for i, array in enumerate(arrays):
-                buffer = io.BytesIO()
-                np.save(buffer, np.array(array, order="C"), allow_pickle=False)  # (ascontiguousarray makes scalars 1-d)
-                zf.writestr(f"{folder}/{i:05d}.npy", buffer.getvalue())
-    return out.getvalue()
+        for folder, variables in (("weights", run.model.weights), ("optimizer", optimizer)):
+            for i, variable in enumerate(variables):
+                array = np.array(keras.ops.convert_to_numpy(variable), order="C")  # (ascontiguousarray: scalars 1-d)
+                with zf.open(f"{folder}/{i:05d}.npy", "w") as member:
+                    np.save(member, array, allow_pickle=False)
 
 
 def _own_optimizer(run: Run) -> bool:
@@ -77,9 +82,10 @@ class _Listing:
     optimizer: list[zipfile.ZipInfo]
 
 
-def read_bundle(data: bytes, max_bytes: int) -> Run:
+def read_bundle(data: bytes, max_bytes: int, optimizer: bool = True) -> Run:
     """A Run rebuilt from a bundle's bytes: the model built by cnnlab from the bundle's checked
-    configuration, with the bundle's weights in it. Anything oversized, damaged, or not matching
+    configuration, with the bundle's weights in it (and, with `optimizer`, the optimizer's state to
+    train on from; a run only looked at goes without). Anything oversized, damaged, or not matching
     its own configuration is refused with a LabError that says which."""
     if not isinstance(data, (bytes, bytearray)):
         raise LabError("bundle.not_bytes", type=type(data).__name__)
@@ -94,7 +100,7 @@ def read_bundle(data: bytes, max_bytes: int) -> Run:
             model = _model_for(config, weight_bytes)
             _fill(zf, listing.weights, model.weights, "weights")
             run = _run(listing.record, config, class_names, model)
-            if listing.optimizer:
+            if listing.optimizer and optimizer:
                 run.optimizer = _optimizer(zf, listing.optimizer, model, config)
     except LabError:
         raise

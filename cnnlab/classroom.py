@@ -22,16 +22,21 @@ class PoolSettings:
     max_run_minutes: float = 30             # every run is stopped after this long, whatever its settings
     abandoned_after_seconds: float = 180    # a run whose browser tab has not been seen this long is stopped
     max_bundle_mb: int = 200                # the largest run bundle a learner may upload
-    kept_runs: int = 5                      # finished runs kept per browser session (each holds a model)
+    kept_runs: int = 20                     # runs kept per workspace, on disk; beyond it the oldest finished goes
     memory_reserve_mb: int = 400            # kept free when a run is admitted: other learners' pages, uploads, imports
+    workspace_mb: int = 500                 # disk one workspace's runs may take; beyond it the oldest finished goes
+    server_mb: int = 5000                   # disk all workspaces may take together; beyond it the server's oldest goes
+    workspace_days: float = 30              # a workspace no tab has opened for this many days is removed
+    cached_models: int = 4                  # finished runs' models held in memory for every page, server-wide
 
     def __post_init__(self):
         limits = {"max_concurrent_runs": (1, 64), "max_run_minutes": (0.001, 24 * 60),
-                  "abandoned_after_seconds": (0.001, 24 * 3600), "max_bundle_mb": (1, 4096), "kept_runs": (1, 100),
-                  "memory_reserve_mb": (0, 64 * 1024)}
+                  "abandoned_after_seconds": (0.001, 24 * 3600), "max_bundle_mb": (1, 4096), "kept_runs": (1, 1000),
+                  "memory_reserve_mb": (0, 64 * 1024), "workspace_mb": (1, 1024**2), "server_mb": (1, 1024**3),
+                  "workspace_days": (0.001, 3650), "cached_models": (1, 64)}
         for name, (low, high) in limits.items():
             value = getattr(self, name)
-            if name in ("max_concurrent_runs", "max_bundle_mb", "kept_runs", "memory_reserve_mb"):
+            if name not in ("max_run_minutes", "abandoned_after_seconds", "workspace_days"):
                 value = checks.whole(value, name, low, high)
             else:
                 value = checks.number(value, name, low, high)
@@ -48,6 +53,14 @@ class PoolSettings:
     @property
     def memory_reserve_bytes(self) -> int:
         return self.memory_reserve_mb * 2**20
+
+    @property
+    def workspace_bytes(self) -> int:
+        return self.workspace_mb * 2**20
+
+    @property
+    def server_bytes(self) -> int:
+        return self.server_mb * 2**20
 
     @classmethod
     def from_file(cls, path: str | Path) -> PoolSettings:

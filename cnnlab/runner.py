@@ -7,6 +7,11 @@ batch when asked (the partial model is then evaluated once on the test sample). 
 knows about Streamlit; a page only reads a run's state and draws it, and `touch`es it while the
 learner's browser is there.
 
+With a `Keeper` (the app's workspace store, `cnnlab.workspaces`), every run is also kept on disk:
+it gets its number there, is saved at the end of every epoch and when it ends, and its status is
+recorded as it changes, so a reload, another tab or a restarted server finds it. The pool knows the
+runs training in this process (`live`), so every tab of a workspace watches the same run.
+
 Every run is bounded: it stops at the classroom's maximum wall time, and when its browser tab has
 gone quiet for `abandoned_after_seconds` (closed, or the network gone). A run that fails, or whose
 memory estimate does not fit when its turn comes, fails alone: its partial model and curves are
@@ -19,13 +24,14 @@ import itertools
 import threading
 import time
 from enum import StrEnum
+from typing import Protocol
 
 from .classroom import PoolSettings
 from .cost import check_fits, estimate_cost
 from .data import Dataset
 from .errors import LabError, Text
 from .inference import Collapse, detect_collapse
-from .training import Progress, Run, RunInterrupted, TrainConfig, train
+from .training import History, Progress, Run, RunInterrupted, TrainConfig, train
 
 
 class RunStatus(StrEnum):
@@ -36,6 +42,7 @@ class RunStatus(StrEnum):
     DONE = "done"
     STOPPED = "stopped"    # asked to stop, by the learner or a limit: what it learnt so far is kept
     FAILED = "failed"      # refused at its turn, or interrupted by an error
+    INTERRUPTED = "interrupted"  # the server stopped while it trained: kept as it was at its last finished epoch
 
     @property
     def active(self) -> bool:
@@ -46,19 +53,29 @@ class RunStatus(StrEnum):
         return not self.active
 
 
+class Keeper(Protocol):
+    """Where runs are kept beyond this process (`cnnlab.workspaces.Store`)."""
+
+    def add(self, workspace: str, config: TrainConfig, label: str) -> int: ...   # a new run's number
+    def started(self, run_id: int) -> None: ...
+    def checkpoint(self, run_id: int, run: Run, planned: int) -> None: ...       # an epoch has ended
+    def ended(self, run_id: int, background: BackgroundRun) -> None: ...         # done, stopped or failed
+
+
 class BackgroundRun:
     """One learner's run: a Listener that records everything a page needs to redraw."""
 
     def __init__(self, run_id: int, config: TrainConfig, data: Dataset, label: str, resume: Run | None = None,
-                 settings: PoolSettings | None = None):
+                 settings: PoolSettings | None = None, keeper: Keeper | None = None):
         self.id, self.config, self.data, self.label, self.resume = run_id, config, data, label, resume
         self.settings = settings or PoolSettings()  # the classroom's limits: wall time, abandoned tabs, memory
+        self.keeper = keeper
         self.status = RunStatus.QUEUED
         self.progress: Progress | None = None
         self.batches: list[Progress] = []     # after every batch: the live curves
         self.epochs: list[Progress] = []      # after every epoch, with validation
         if resume is not None:                # a continued run's curves carry on from the earlier run's
-            self.batches, self.epochs = curves(resume, config.epochs)
+            self.batches, self.epochs = curves(resume.history, config.epochs)
         self.batches_before = len(self.batches)  # of those, the earlier run's
         self.run: Run | None = None
         self.error = None                     # why it failed: a LabError (in the learner's language) or a str
@@ -75,6 +92,11 @@ class BackgroundRun:
     @property
     def active(self) -> bool:
         return self.status.active
+
+    @property
+    def trained(self) -> bool:
+        """It has a model to look at: it has ended, with what it learnt."""
+        return self.status.finished and self.run is not None
 
     def touch(self) -> None:
         """The learner's page is still open: every page calls this while the run is active."""
@@ -115,14 +137,37 @@ class BackgroundRun:
             self.status_text = text
         self.check_limits()  # also while a frozen base computes its features
 
+    def on_checkpoint(self, run: Run) -> None:
+        """An epoch has ended: keep the run as it stands, so that a crash from here on loses nothing
+        of it. A disk that cannot take it costs the checkpoint, not the run (the learner is told)."""
+        if self.keeper is None:
+            return
+        try:
+            self.keeper.checkpoint(self.id, run, self.progress.epochs if self.progress else run.epochs_completed)
+        except Exception as error:  # noqa: BLE001 - a full disk or a locked index: the run trains on
+            self.on_note(Text("runs.not_saved", epoch=run.epochs_completed, reason=str(error)[:200]))
+
     def withdraw(self) -> None:
-        """Leave the line before training, as asked: stopped, having learnt nothing."""
+        """Leave the line before training, as asked: stopped, having learnt nothing (the pool then
+        tells the keeper, outside its lock)."""
         self.status, self.finished = RunStatus.STOPPED, time.time()
 
+    def _kept(self) -> None:
+        """The run has ended: its keeper records how, with what it learnt."""
+        if self.keeper is not None:
+            try:
+                self.keeper.ended(self.id, self)
+            except Exception as error:  # noqa: BLE001 - the run has ended either way; the learner is told
+                self.notes.append(Text("runs.not_saved_end", reason=str(error)[:200]))
     def train_here(self, admission: threading.Lock | None = None) -> None:
         """Train in this thread. `admission`, the pool's, is held from the memory check to the first
         batch: a run admitted a moment ago has not taken its memory yet, so the next waits for it."""
         self.status, self.started = RunStatus.RUNNING, time.time()
+        if self.keeper is not None:
+            try:
+                self.keeper.started(self.id)
+            except Exception as error:  # noqa: BLE001 - the index is busy or full: the run trains all the same
+                self.notes.append(Text("runs.not_saved_end", reason=str(error)[:200]))
         if admission is not None:
             admission.acquire()
             self._admission = admission
@@ -144,6 +189,7 @@ class BackgroundRun:
             self._admitted()
             self.finished = time.time()
             self.resume = None  # the earlier run's model is not held twice
+            self._kept()
 
     def _admitted(self) -> None:
         """The run has its memory (or has ended): the next run's check may see what is left."""
@@ -164,7 +210,7 @@ class BackgroundRun:
         """A run that did not train here (uploaded as a bundle), shown like any finished run."""
         background = cls(run_id, run.config, data, label)
         background.run, background.status = run, RunStatus.STOPPED if run.stopped else RunStatus.DONE
-        background.batches, background.epochs = curves(run)
+        background.batches, background.epochs = curves(run.history)
         background.batches_before = len(background.batches)
         if run.stopped:
             background.stop_reason = Text("runs.stopped_before_saved")
@@ -173,52 +219,64 @@ class BackgroundRun:
         return background
 
 
-def curves(run: Run, more_epochs: int = 0) -> tuple[list[Progress], list[Progress]]:
+def curves(history: History, more_epochs: int = 0) -> tuple[list[Progress], list[Progress]]:
     """A run's history as the Progress points the live curves are drawn from; `more_epochs` makes
     room for a run that continues it (a half-done last epoch is left out, it will start again)."""
-    done = run.epochs_completed
+    done = len(history.epochs)
     total = done + more_epochs
     steps = {}
-    for b in run.history.batches:
+    for b in history.batches:
         steps[b["epoch"]] = max(steps.get(b["epoch"], 0), b["step"])
     if more_epochs:
         steps = {e: s for e, s in steps.items() if e <= done}
     elapsed = {}  # seconds from the start of the run to the end of each epoch
-    for e in run.history.epochs:
+    for e in history.epochs:
         elapsed[e["epoch"]] = elapsed.get(e["epoch"] - 1, 0.0) + (e["seconds"] or 0.0)
     batches = [Progress(b["epoch"], max(total, b["epoch"]), b["step"], steps[b["epoch"]], b["seen"],
                         elapsed.get(b["epoch"], elapsed.get(b["epoch"] - 1, 0.0)), 0.0, b["loss"], b["accuracy"])
-               for b in run.history.batches if b["epoch"] in steps]
+               for b in history.batches if b["epoch"] in steps]
     epochs = [Progress(e["epoch"], max(total, e["epoch"]), steps.get(e["epoch"], 1), steps.get(e["epoch"], 1), 0,
                        elapsed[e["epoch"]], 0.0, e["loss"], e["accuracy"], e["val_loss"], e["val_accuracy"])
-              for e in run.history.epochs]
+              for e in history.epochs]
     return batches, epochs
 
 
 class TrainingPool:
     """The server's training slots: a fair line of runs, at most `max_concurrent` at a time."""
 
-    def __init__(self, settings: PoolSettings | None = None):
+    def __init__(self, settings: PoolSettings | None = None, keeper: Keeper | None = None):
         self.settings = settings or PoolSettings()
+        self.keeper = keeper
+        self._live: dict[int, BackgroundRun] = {}  # the runs of this process not yet ended, by number
         self._turn = threading.Condition()
         self._waiting: list[BackgroundRun] = []
         self._running = 0
         self._ids = itertools.count(1)
         self._admission = threading.Lock()  # one memory check at a time, each until its run holds its memory
 
-    def submit(self, config: TrainConfig, data: Dataset, label: str = "", resume: Run | None = None) -> BackgroundRun:
+    def submit(self, config: TrainConfig, data: Dataset, label: str = "", resume: Run | None = None,
+               workspace: str | None = None) -> BackgroundRun:
         """Queue a run and return at once; it trains as soon as a slot is free. `resume`: an
-        earlier run of the same model to continue from."""
+        earlier run of the same model to continue from. With a keeper, `workspace` is whose run it is."""
         config = config.resolved()
-        run = BackgroundRun(next(self._ids), config, data, label or config.model.arch, resume, self.settings)
+        label = label or config.model.arch
+        kept = self.keeper is not None and workspace is not None
+        run_id = self.keeper.add(workspace, config, label) if kept else next(self._ids)
+        run = BackgroundRun(run_id, config, data, label, resume, self.settings, self.keeper if kept else None)
         with self._turn:
             self._waiting.append(run)
+            self._live[run.id] = run
         threading.Thread(target=self._work, args=(run,), name=f"cnnlab-run-{run.id}", daemon=True).start()
         return run
 
     def adopt(self, run: Run, data: Dataset, label: str) -> BackgroundRun:
         """A finished run from elsewhere (an uploaded bundle), numbered like the runs trained here."""
         return BackgroundRun.finished_from(next(self._ids), run, data, label)
+
+    def live(self, run_id: int) -> BackgroundRun | None:
+        """The run of that number, while it waits or trains in this process."""
+        with self._turn:
+            return self._live.get(run_id)
 
     def place_in_line(self, run: BackgroundRun) -> int | None:
         """1 for the next to start; None once training (or finished)."""
@@ -237,15 +295,23 @@ class TrainingPool:
                     self._waiting.remove(run)
                     run.withdraw()
                     self._turn.notify_all()
-                    return
+                    break
                 if self._waiting[0] is run and self._running < self.settings.max_concurrent_runs:
                     break
                 self._turn.wait(timeout=0.2)
-            self._waiting.pop(0)
-            self._running += 1
+            withdrawn = run.status.finished
+            if not withdrawn:
+                self._waiting.pop(0)
+                self._running += 1
+        if withdrawn:
+            run._kept()  # the keeper's disk work, outside the pool's lock
+            with self._turn:
+                self._live.pop(run.id, None)
+            return
         try:
             run.train_here(self._admission)
         finally:
             with self._turn:
                 self._running -= 1
+                self._live.pop(run.id, None)  # kept by the keeper now (or only by whoever holds it)
                 self._turn.notify_all()

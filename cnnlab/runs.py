@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 
 from .architectures import build_model
-from .bundle import bundle_bytes, read_bundle
+from .bundle import read_bundle, write_bundle
 from .datasets import DATASETS
 from .errors import LabError
 from .training import RECIPES, Run
@@ -28,7 +28,8 @@ def save_run(run: Run, out_dir: str | Path) -> Path:
     """Write bundle.zip, model.keras, history.json and run.json into out_dir (created if needed)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bundle.zip").write_bytes(bundle_bytes(run))
+    with open(out / "bundle.zip", "wb") as f:
+        write_bundle(run, f)
     model = run.model
     if RECIPES[run.config.recipe].schedule != "constant":  # the schedule is cnnlab's class, unknown to Keras
         model = build_model(run.config.model, load_weights=False)  # elsewhere: save the network uncompiled

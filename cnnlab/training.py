@@ -174,6 +174,8 @@ class Listener(Protocol):
     def on_note(self, text: Text, lasting: bool = True) -> None: ...
     # lasting: what the learner should keep reading (the run had to change something); otherwise
     # a passing status, such as the features computed so far, replaced by the next one
+    # A listener may also have `on_checkpoint(run)`: called at the end of every epoch with the run as it
+    # stands (its model holds every weight trained so far, its test score is that epoch's), to save it.
 
 
 @dataclass
@@ -401,7 +403,7 @@ def _fit(run: Run, inputs: _Inputs, data: Dataset, listener, stop: threading.Eve
         if cycle is not None and trained.optimizer.built:  # this run's cycle starts where the count carried on
             cycle.start = _micro_batches(trained.optimizer)
     bridge = _Bridge(run, listener, stop, steps, micro_batch, len(data.x_train), (inputs.x_test, data.y_test),
-                     initial_epoch)
+                     initial_epoch, settle=lambda: _settle(run, inputs))
     start = time.perf_counter()
     try:
         trained.fit(x_train, y_train, batch_size=feed, epochs=initial_epoch + config.epochs,
@@ -547,8 +549,9 @@ class _Bridge(keras.callbacks.Callback):
     """Turns Keras's callbacks into Progress for the listener, validates, and honours stop."""
 
     def __init__(self, run: Run, listener, stop: threading.Event, steps: int, micro_batch: int, n_train: int,
-                 validation, initial_epoch: int = 0):
+                 validation, initial_epoch: int = 0, settle=None):
         super().__init__()
+        self.settle = settle  # puts what trained into the whole network, for a checkpoint
         self.run, self.listener, self.stop = run, listener, stop
         self.steps, self.micro_batch, self.n_train, self.validation = steps, micro_batch, n_train, validation
         self.initial_epoch = initial_epoch  # epochs an earlier run already trained (a continued run)
@@ -587,6 +590,18 @@ class _Bridge(keras.callbacks.Callback):
                                         "seconds": round(time.perf_counter() - self.epoch_start, 3)})
         if self.listener is not None:
             self.listener.on_epoch(progress)
+        self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """The run as it stands at this epoch's end, for a listener that keeps it (one process only)."""
+        keep = getattr(self.listener, "on_checkpoint", None)
+        if keep is None or processes() > 1:
+            return
+        if self.settle is not None:
+            self.settle()
+        self.run.test_loss, self.run.test_accuracy, self.run.test_predictions = self.last_evaluation
+        self.run.train_seconds = time.perf_counter() - self.start
+        keep(self.run)
 
     def _progress(self, step, logs, val_loss=None, val_accuracy=None) -> Progress:
         elapsed = time.perf_counter() - self.start

@@ -18,6 +18,14 @@ SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 QUICK_LENET = dict(sample=0.1, epochs=1, batch_size=32, learning_rate=3e-3, seed=1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_folder(tmp_path_factory) -> Path:
+    """The learners' workspaces of every in-process app in the tests: a new folder, not the user's cache."""
+    folder = tmp_path_factory.mktemp("workspaces")
+    os.environ["CNNLAB_DATA_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def shared_datasets() -> Path:
     if not (SHARED_DATASETS / "mnist.npz").is_file():
