@@ -33,6 +33,6 @@ st.caption(t("home.lineage_note"))
 st.subheader(t("home.start"))
 columns = st.columns(4)
 for i, (path, key, icon) in enumerate(p for p in nav.PAGES if p[1] != "home"):
-    columns[i % 4].page_link(path, label=t("home.link", page=t(f"nav.{key}"), what=t(f"home.what.{key}")),
-                             icon=icon)
+    with columns[i % 4]:
+        nav.link(path, label=t("home.link", page=t(f"nav.{key}"), what=t(f"home.what.{key}")), icon=icon)
 st.info(t("home.new_here"))

@@ -100,7 +100,7 @@ def start(lesson: Lesson, found: Preset) -> None:
     busy = any(run.active for run in mine.values())
     run_col, stop_col = st.columns(2)
     if run_col.button(t("lessons.run"), type="primary", key="lesson-run", help=t("lessons.run_help"),
-                      disabled=busy or session.active_run() is not None, width="stretch"):
+                      disabled=busy or session.active_run() is not None or session.read_only(), width="stretch"):
         problem = lessons.missing_weights(lesson) if lesson.needs_weights else None  # fetched once, if it can be
         if problem is not None:
             st.warning(t("lessons.unavailable", problem=say(problem)))
@@ -113,9 +113,9 @@ def start(lesson: Lesson, found: Preset) -> None:
                            training_pool().settings.memory_reserve_bytes)
             title = t(f"lessons.{lesson.name}.title")
             started = {label: session.start_run(config, label=t("lessons.run_label", lesson=title,
-                                                                 run=t(f"lessons.runs.{label}"))).id
+                                                                 run=t(f"lessons.runs.{label}")), alone=False).id
                        for label, config in configs.items()}
-            st.session_state.setdefault("lesson-runs", {})[lesson.name] = started
+            session.remember(f"lesson-runs/{lesson.name}", started)
             st.rerun()
     if stop_col.button(t("lessons.stop"), key="lesson-stop", disabled=not busy, width="stretch"):
         for run in mine.values():
@@ -134,7 +134,7 @@ def live(lesson: Lesson) -> None:
 
     @st.fragment(run_every=pace)
     def view():
-        for run in session.runs():  # every run of this tab's session is still watched, not only this lesson's
+        for run in session.runs():  # every run of this workspace is still watched, not only this lesson's
             if run.active:
                 run.touch()
         runs = _my_runs(lesson)
@@ -156,7 +156,7 @@ def live(lesson: Lesson) -> None:
 
 def result(lesson: Lesson) -> None:
     """The claim checked on this learner's finished runs (kept for everyone), else the server's last result."""
-    ids = st.session_state.get("lesson-runs", {}).get(lesson.name, {})
+    ids = session.recall(f"lesson-runs/{lesson.name}", {})
     mine = _my_runs(lesson)
     if any(run.active for run in mine.values()):
         return
@@ -165,7 +165,7 @@ def result(lesson: Lesson) -> None:
         st.info(t("lessons.let_go"))  # this session kept newer runs instead
     elif mine:
         unfinished = [f"#{run.id} {t(f'runs.status.{run.status}')}" for run in mine.values()
-                      if run.status != RunStatus.DONE or run.run is None]
+                      if run.status != RunStatus.DONE or not run.trained]
         if unfinished:
             st.warning(t("lessons.incomplete", runs=", ".join(unfinished)))
         else:
@@ -233,6 +233,6 @@ def _curves(lesson: Lesson, curves: dict, key: str) -> None:
 
 def _my_runs(lesson: Lesson) -> dict[str, BackgroundRun]:
     """This learner's latest runs of the lesson, by run label (those still kept in the session)."""
-    ids = st.session_state.get("lesson-runs", {}).get(lesson.name, {})
+    ids = session.recall(f"lesson-runs/{lesson.name}", {})
     by_id = {run.id: run for run in session.runs()}
     return {label: by_id[i] for label, i in ids.items() if i in by_id}

@@ -1,7 +1,8 @@
-"""What the whole server shares, made once: the datasets, the training pool, one pretrained network.
+"""What the whole server shares, made once: the datasets, the workspaces' store, the training pool,
+one pretrained network.
 
-Read-only things live here; anything a learner changes (models, runs) lives in that learner's
-session (`session.py`).
+Read-only things live here; what a learner changes (runs) lives in that learner's workspace, on disk
+(`session.py`).
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import streamlit as st
 
 import cnnlab
-from cnnlab import zoo
+from cnnlab import workspaces, zoo
 from cnnlab.classroom import classroom_settings
 from cnnlab.runner import TrainingPool
+from cnnlab.workspaces import Store
 
 from .text import t
 
@@ -31,10 +33,25 @@ def _dataset(name: str, source: str) -> cnnlab.Dataset:
     return data
 
 
-@st.cache_resource
+def store() -> Store:
+    """The learners' workspaces, in the data folder (CNNLAB_DATA_DIR, else the user's cache)."""
+    return _store(str(workspaces.data_dir()))
+
+
+@st.cache_resource(show_spinner=False)
+def _store(root: str) -> Store:
+    return workspaces.open_store(root, classroom_settings())
+
+
 def training_pool() -> TrainingPool:
-    """The server's training slots, set in .streamlit/classroom.toml (or the file CNNLAB_CLASSROOM names)."""
-    return TrainingPool(classroom_settings())
+    """The server's training slots, set in .streamlit/classroom.toml (or the file CNNLAB_CLASSROOM names);
+    every run it trains is kept in the workspaces' store."""
+    return _pool(str(workspaces.data_dir()))
+
+
+@st.cache_resource(show_spinner=False)
+def _pool(root: str) -> TrainingPool:
+    return TrainingPool(classroom_settings(), keeper=_store(root))
 
 
 def pretrained(key: str):

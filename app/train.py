@@ -11,7 +11,6 @@ import streamlit as st
 import cnnlab
 from cnnlab import controls, lessons
 from cnnlab.architectures import MAX_INPUT_SIZE
-from cnnlab.bundle import bundle_bytes
 from cnnlab.charts import learning_rate_curve, training_curves
 from cnnlab.cost import CostEstimate, check_fits, estimate_cost
 from cnnlab.devices import backend
@@ -20,10 +19,10 @@ from cnnlab.runner import BackgroundRun, RunStatus
 from cnnlab.runs import history_json
 from cnnlab.training import learning_rates
 
-from . import session
-from .resources import dataset, training_pool
+from . import links, session
+from .resources import dataset, store, training_pool
 from .text import arch_title, class_name, duration, gigabytes, language, run_label, say, settings_text, t
-from .widgets import adjustable_keys, knob_inputs, offer_suggestions, refusal, seed_widgets
+from .widgets import offer_suggestions, refusal
 
 # How often a watching tab redraws its run. Every watching tab reruns its fragment on the server and
 # redraws its chart in the browser (often a phone): a place in line changes slowly; two seconds
@@ -45,43 +44,39 @@ class Plan:
 
 def settings() -> tuple[cnnlab.Architecture, cnnlab.TrainConfig]:
     """The sidebar: the network, the recipe and every setting, starting from the architecture's
-    classroom defaults. The controls a memory refusal may change hold their values in Session State."""
+    classroom defaults or from a settings link (`links.train`). Every control holds its value in Session
+    State, so that a link, or a memory refusal's suggestion, can set it."""
+    link = links.train()
     with st.sidebar:
         st.header(t("train.settings"))
         arch = cnnlab.get_architecture(st.selectbox(t("architecture.choose"), cnnlab.list_architectures(trainable=True),
-                                                    key="train-arch", format_func=arch_title))
+                                                    key=link.key("arch"), format_func=arch_title))
         defaults = lessons.train_defaults(arch.name)
-        classroom = defaults.classroom
-        recipes = [*cnnlab.RECIPES, "custom"]
-        recipe_name = st.selectbox(t("train.recipe"), recipes, index=recipes.index(defaults.recipe),
-                                   help=t("train.recipe_help"), key=f"train-recipe-{arch.name}")
-        recipe = cnnlab.RECIPES["seed" if recipe_name == "custom" else recipe_name]
-        if recipe_name != "custom":
+        recipe_name = st.selectbox(t("train.recipe"), links.RECIPE_NAMES, help=t("train.recipe_help"),
+                                   key=link.key("recipe"))
+        recipe = links.recipe(recipe_name)
+        if recipe_name != links.CUSTOM:
             st.caption(t(f"recipes.{recipe_name}"))
         if defaults.lesson:
             st.caption(t("train.defaults_from" if defaults.reproduced else "train.defaults_closest",
                          lesson=t(f"lessons.{defaults.lesson}.title")))
-        epochs = st.number_input(t("train.epochs"), 1, 100, classroom.epochs, key=f"train-epochs-{arch.name}")
-        batch_size = st.select_slider(t("train.batch_size"), controls.BATCH_SIZES, value=defaults.batch_size
-                                      if recipe_name == defaults.recipe else recipe.batch_size)
-        lr = st.number_input(t("train.learning_rate"), 1e-6, 1.0, recipe.learning_rate, format="%g",
-                             disabled=recipe_name != "custom", key=f"lr-{recipe_name}")
-        keys = adjustable_keys(arch)
-        steps_offered = controls.accumulation_steps(int(batch_size))
-        seed_widgets({keys["sample"]: classroom.sample,
-                      keys["input_size"]: max(arch.min_input_size, classroom.input_size or arch.input_size),
-                      keys["width"]: classroom.width, keys["accumulation_steps"]: 1},
-                     offered={keys["accumulation_steps"]: steps_offered})
-        accumulation = st.select_slider(t("train.accumulation"), steps_offered, key=keys["accumulation_steps"],
-                                        help=t("train.accumulation_help"))
+        epochs = st.number_input(t("train.epochs"), *links.EPOCHS, key=link.key("epochs"))
+        batch_size = st.select_slider(t("train.batch_size"), controls.BATCH_SIZES, key=link.key("batch"))
+        lr = st.number_input(t("train.learning_rate"), *links.LEARNING_RATES, format="%g",
+                             disabled=recipe_name != links.CUSTOM, key=link.key("lr"))
+        accumulation = st.select_slider(t("train.accumulation"), controls.accumulation_steps(int(batch_size)),
+                                        key=link.key("accum"), help=t("train.accumulation_help"))
         sample = st.slider(t("train.sample"), controls.SAMPLES[0], controls.SAMPLES[-1], step=controls.STEP,
-                           key=keys["sample"])
-        input_size = st.number_input(t("train.input_size"), arch.min_input_size, MAX_INPUT_SIZE, key=keys["input_size"],
+                           key=link.key("sample"))
+        input_size = st.number_input(t("train.input_size"), arch.min_input_size, MAX_INPUT_SIZE, key=link.key("size"),
                                      help=t("train.input_size_help", paper=arch.input_size))
         width = st.slider(t("architecture.width"), controls.WIDTHS[0], controls.WIDTHS[-1], step=controls.STEP,
-                          disabled=arch.fixed_width, key=keys["width"])
-        knobs = knob_inputs(arch, "train", defaults.knobs)
-        seed = st.number_input(t("train.seed"), 0, 2**31 - 1, 0)
+                          disabled=arch.fixed_width, key=link.key("width"))
+        knobs = links.knobs(arch, link)
+        seed = st.number_input(t("train.seed"), *links.SEEDS, key=link.key("seed"))
+    link.keep()
+    with st.sidebar:
+        link.share()
     return arch, cnnlab.TrainConfig(
         cnnlab.ModelConfig(arch.name, input_size=int(input_size), width=width, knobs=knobs),
         recipe=recipe.name, epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(lr), sample=sample,
@@ -111,8 +106,12 @@ def plan(arch: cnnlab.Architecture, config: cnnlab.TrainConfig) -> Plan:
 
 def start_and_stop(planned: Plan) -> None:
     """Start checks that the run fits in the memory left (offering settings that would) and queues it;
-    the page is drawn again at once, so that Start shows it cannot be pressed while the run trains."""
+    the page is drawn again at once, so that Start shows it cannot be pressed while the run trains.
+    Before a run that would make the workspace let its oldest go, the page says which, with its download."""
+    if session.read_only():
+        return
     active = session.active_run()
+    _before_removal()
     start_col, stop_col = st.columns([1, 1])
     if start_col.button(t("train.start"), type="primary", disabled=active is not None, width="stretch"):
         with refusal(stop=False, arch=planned.arch):
@@ -124,6 +123,17 @@ def start_and_stop(planned: Plan) -> None:
         active.stop()
 
 
+def _before_removal() -> None:
+    """The run that starting one more would remove, with its bundle to keep."""
+    oldest = store().next_to_remove(session.workspace())
+    if oldest is None:
+        return
+    st.warning(t("train.will_remove", count=session.kept_runs(), run=run_label(oldest)))
+    st.download_button(t("train.download_bundle"), lambda: session.bundle(oldest),
+                       file_name=f"{oldest.config.model.arch}_run{oldest.id}.zip", mime="application/zip",
+                       on_click="ignore", key="download-oldest")
+
+
 def live() -> None:
     """The active run (or the last one) as it trains: its place in line, progress and live curves,
     redrawn every few seconds on its own; the whole page once the run moves on."""
@@ -133,8 +143,8 @@ def live() -> None:
     @st.fragment(run_every=LIVE_EVERY_SECONDS.get(watched))
     def view():
         run = session.active_run() or session.latest()
-        if run is not None and run.active:
-            run.touch()  # this tab is still open
+        if run is not None and run.active and not session.read_only():
+            run.touch()  # this tab of the workspace is still open (a read-only view keeps nothing alive)
             if run.status != watched:
                 st.rerun()  # from waiting in line to training: the whole page, at the training pace
         if run is None:
@@ -181,21 +191,33 @@ def _live_curves(run: BackgroundRun):
 
 def results(epochs: int) -> None:
     """The last run, once it has ended: how it ended, its accuracy, a collapse onto one class, its
-    downloads, and a button to train it `epochs` more."""
+    downloads and read-only link, and a button to train it `epochs` more (an interrupted run: what it had left)."""
     last = session.latest()
     if last is None or last.active:
         return
-    if last.status == RunStatus.FAILED and last.run is None:
+    if last.status == RunStatus.INTERRUPTED and not last.trained:
+        st.warning(t("train.interrupted_early", run=f"#{last.id}"))
+        if not session.read_only() and st.button(t("train.start_again", run=f"#{last.id}"),
+                                                 disabled=session.active_run() is not None):
+            with refusal(stop=False):
+                session.start_run(last.config, label=last.label)
+                st.rerun()
+        return
+    if last.status == RunStatus.FAILED and not last.trained:
         st.error(t("train.failed", error=say(last.error)))
         offer_suggestions(last.error, cnnlab.get_architecture(last.config.model.arch))  # refused at its turn
         return
-    if last.run is None:
+    if not last.trained:
         return
     result = last.run
     for note in result.notes:
         st.info(say(note))
     trained_here = len(last.batches) - last.batches_before
-    if last.status == RunStatus.FAILED:  # interrupted mid-run: what it learnt so far is kept
+    more = epochs
+    if last.status == RunStatus.INTERRUPTED:  # the server stopped: kept at its last finished epoch
+        more = max(1, last.planned - result.epochs_completed)
+        st.warning(t("train.interrupted_restart", run=f"#{last.id}", epoch=result.epochs_completed))
+    elif last.status == RunStatus.FAILED:  # interrupted mid-run: what it learnt so far is kept
         st.error(t("train.interrupted", run=f"#{last.id}", batches=trained_here, error=say(last.error)))
     elif last.status == RunStatus.STOPPED and not trained_here:  # uploaded, not trained here
         st.info(t("train.uploaded_stopped", run=f"#{last.id}"))
@@ -208,16 +230,30 @@ def results(epochs: int) -> None:
         _collapse_advice(last.config)
     name = f"{last.config.model.arch}_run{last.id}"
     bundle_col, csv_col, json_col = st.columns(3)
-    bundle_col.download_button(t("train.download_bundle"), lambda: bundle_bytes(result), file_name=f"{name}.zip",
+    bundle_col.download_button(t("train.download_bundle"), lambda: session.bundle(last), file_name=f"{name}.zip",
                                mime="application/zip", on_click="ignore", help=t("train.download_bundle_help"))
     csv_col.download_button(t("train.download_csv"), result.history.to_csv(), file_name=f"{name}_history.csv",
                             mime="text/csv", on_click="ignore")
     json_col.download_button(t("train.download_json"), history_json(result), file_name=f"{name}_history.json",
                              mime="application/json", on_click="ignore")
-    if st.button(t("train.continue_run", run=f"#{last.id}", epochs=epochs), disabled=session.active_run() is not None,
+    if session.read_only():
+        return
+    _share(last)
+    if st.button(t("train.continue_run", run=f"#{last.id}", epochs=more), disabled=session.active_run() is not None,
                  help=t("train.continue_help")):
-        session.start_run(dataclasses.replace(last.config, epochs=epochs), resume=last)
-        st.rerun()
+        with refusal(stop=False):
+            session.start_run(dataclasses.replace(last.config, epochs=more), resume=last)
+            st.rerun()
+
+
+def _share(run) -> None:
+    """The run's read-only link: its curves, confusion matrix and predictions, for a teacher to project."""
+    share = getattr(run, "share", None) or getattr(store().get(run.id), "share", None)
+    if share is None:
+        return
+    with st.expander(t("train.share_header"), icon="🔗"):
+        st.caption(t("train.share_note"))
+        st.code(f"{(st.context.url or '').rstrip('/')}?{session.VIEW}={share}", language=None)
 
 
 def _collapse_advice(config: cnnlab.TrainConfig) -> None:
@@ -234,7 +270,9 @@ def _collapse_advice(config: cnnlab.TrainConfig) -> None:
 
 
 def bundles() -> None:
-    """Upload a run bundle: each file is read once, into a run of this session, or why it was refused."""
+    """Upload a run bundle: each file is read once, into a run of this workspace, or why it was refused."""
+    if session.read_only():
+        return
     with st.expander(t("train.bundle_header")):
         st.caption(t("train.bundle_intro"))
         upload = st.file_uploader(t("train.bundle_uploader"), type=["zip"], key="bundle-upload",
@@ -260,7 +298,7 @@ def bundles() -> None:
 
 
 def compare() -> None:
-    """The curves of this session's finished runs, overlaid."""
+    """The curves of this workspace's finished runs, overlaid."""
     done = [run for run in session.runs() if not run.active and run.batches]
     if len(done) < 2:
         return

@@ -1,4 +1,4 @@
-"""The pieces several pages draw: an architecture's knobs, a refusal, the trained-run and test-image
+"""The pieces several pages draw: a refusal, the trained-run and test-image
 pickers, the drawing pad, and pictures at a size a learner can see."""
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import streamlit.components.v2 as components
 import cnnlab
 from cnnlab import i18n, images
 from cnnlab.runner import BackgroundRun
+from cnnlab.workspaces import StoredRun
 
-from . import session
+from . import nav, session
 from .nav import TRAIN_PAGE
 from .text import language, run_label, say, t
 
@@ -40,27 +41,6 @@ def refusal(stop: bool = True, arch: cnnlab.Architecture | None = None):
             offer_suggestions(problem, arch)
         if stop:
             st.stop()
-
-
-def knob_inputs(arch: cnnlab.Architecture, key: str, defaults: dict | None = None) -> dict:
-    """A widget per architecture knob, in the sidebar section the page opened, starting at `defaults`
-    (else the knob's own); their values by name."""
-    knobs = {}
-    for knob in arch.knobs:
-        widget_key = f"{key}-{arch.name}-{knob.name}"
-        default = (defaults or {}).get(knob.name, knob.default)
-        label = t(f"knobs.{knob.name}.label")
-        help_text = t(f"knobs.{knob.name}.{'keras' if arch.zoo else arch.name}")
-        if knob.choices:
-            knobs[knob.name] = st.selectbox(label, knob.choices, index=knob.choices.index(default),
-                                            help=help_text, key=widget_key)
-        elif knob.whole:
-            knobs[knob.name] = st.number_input(label, min_value=int(knob.range[0]), max_value=int(knob.range[1]),
-                                               value=int(default), help=help_text, key=widget_key)
-        else:
-            knobs[knob.name] = st.number_input(label, min_value=float(knob.range[0]), max_value=float(knob.range[1]),
-                                               value=float(default), help=help_text, key=widget_key, format="%g")
-    return knobs
 
 
 def adjustable_keys(arch: cnnlab.Architecture) -> dict[str, str]:
@@ -91,20 +71,24 @@ def _apply(keys: dict[str, str], changes: dict) -> None:
         st.session_state[keys[name]] = value
 
 
-def choose_trained_run() -> BackgroundRun:
-    """The learner picks one of this session's trained models; without one, the page explains how
+def choose_trained_run() -> BackgroundRun | StoredRun:
+    """The learner picks one of this workspace's trained models; without one, the page explains how
     to get one in one click and stops there."""
     trained = session.finished_runs()
     if not trained:
         active = session.active_run()
         if active is not None:
             st.info(t("runs.still_training", run=run_label(active)))
-            st.page_link(TRAIN_PAGE, label=t("runs.watch"), icon="📈")
+            nav.link(TRAIN_PAGE, label=t("runs.watch"), icon="📈")
+            st.stop()
+        if session.read_only():
+            st.info(t("workspace.view_untrained"))
             st.stop()
         st.info(t("runs.none_yet"))
         if st.button(t("runs.quick_lenet"), type="primary"):
-            session.start_run(QUICK_RUN, label="quick LeNet-5")
-            st.switch_page(TRAIN_PAGE)
+            with refusal(stop=False):
+                session.start_run(QUICK_RUN, label="quick LeNet-5")
+                nav.switch(TRAIN_PAGE)
         st.stop()
     by_id = {run.id: run for run in reversed(trained)}
     return by_id[st.selectbox(t("runs.model"), list(by_id), format_func=lambda i: run_label(by_id[i]))]

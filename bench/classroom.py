@@ -41,8 +41,10 @@ def main() -> None:
     settings = Path(tempfile.mkdtemp()) / "classroom.toml"
     settings.write_text(f"[classroom]\nmax_concurrent_runs = {args.slots}\nabandoned_after_seconds = 600\n")
     os.environ["CNNLAB_CLASSROOM"] = str(settings)
+    os.environ["CNNLAB_DATA_DIR"] = tempfile.mkdtemp(prefix="cnnlab-data-")  # the class's workspaces, new
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.path.insert(0, str(ROOT))
+    from tests.test_app import runs_of  # the workspace's runs, as its pages see them
 
     def open_train_page():
         return open_page("pages/3_Train.py").run()
@@ -58,7 +60,7 @@ def main() -> None:
         next(b for b in at.button if b.label == "Start").click().run()
         sessions.append(at)
         pressed.append(time.time())
-    runs = [at.session_state["runs"][-1] for at in sessions]
+    runs = [runs_of(at)[-1] for at in sessions]
     places, first_batch = {}, {}
     deadline = time.time() + 900
     while any(run.active for run in runs) and time.time() < deadline:
@@ -78,7 +80,7 @@ def main() -> None:
     for _, change in events:
         now += change
         most = max(most, now)
-    own_only = all([r.id for r in at.session_state["runs"]] == [run.id] for at, run in zip(sessions, runs))
+    own_only = all([r.id for r in runs_of(at)] == [run.id] for at, run in zip(sessions, runs))
     waits = [first_batch.get(run.id, run.finished) - start for run, start in zip(runs, pressed)]
     result = {
         "sessions": args.sessions, "slots": args.slots,

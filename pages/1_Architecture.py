@@ -3,9 +3,10 @@
 import streamlit as st
 
 import cnnlab
-from app import nav
+from app import links, nav
 from app.text import arch_title, language, t
-from app.widgets import knob_inputs, refusal
+from app.widgets import refusal
+from cnnlab import controls
 from cnnlab.architectures import MAX_INPUT_SIZE
 from cnnlab.charts import shapes_through_depth
 
@@ -26,7 +27,8 @@ def shown(table: cnnlab.LayerTable) -> list[dict]:
 nav.page("architecture")
 st.title(t("architecture.title"))
 
-arch = cnnlab.get_architecture(st.selectbox(t("architecture.choose"), cnnlab.list_architectures(), key="architecture",
+link = links.architecture()  # the URL's settings into the widgets, before they are drawn
+arch = cnnlab.get_architecture(st.selectbox(t("architecture.choose"), cnnlab.list_architectures(), key=link.key("arch"),
                                             format_func=lambda name: f"{arch_title(name)} · {name}"))
 if arch.zoo:
     st.caption(t("architecture.caption_zoo", paper=arch.paper))
@@ -39,14 +41,16 @@ if arch.explained_by:
 
 with st.sidebar:
     st.header(t("architecture.knobs"))
-    input_size = st.number_input(t("architecture.input_size"), min_value=1, max_value=MAX_INPUT_SIZE,
-                                 value=arch.input_size, step=1, key=f"size-{arch.name}",
-                                 help=t("architecture.input_size_help", paper=arch.input_size,
-                                        smallest=arch.min_input_size))
-    width = st.slider(t("architecture.width"), 0.05, 2.0, 1.0, 0.05, key=f"width-{arch.name}",
-                      help=t("architecture.width_help" if not arch.fixed_width else "architecture.width_fixed"),
-                      disabled=arch.fixed_width)
-    knobs = knob_inputs(arch, "architecture")
+    input_size = st.number_input(t("architecture.input_size"), min_value=1, max_value=MAX_INPUT_SIZE, step=1,
+                                 key=link.key("size"), help=t("architecture.input_size_help", paper=arch.input_size,
+                                                              smallest=arch.min_input_size))
+    width = st.slider(t("architecture.width"), links.ARCHITECTURE_WIDTHS[0], links.ARCHITECTURE_WIDTHS[-1],
+                      step=controls.STEP, key=link.key("width"), disabled=arch.fixed_width,
+                      help=t("architecture.width_help" if not arch.fixed_width else "architecture.width_fixed"))
+    knobs = links.knobs(arch, link)
+link.keep()  # and back into the URL: what the page shows, as a link
+with st.sidebar:
+    link.share()
 
 with refusal(), st.spinner(t("architecture.building")):
     table = cnnlab.layer_table(cnnlab.ModelConfig(arch.name, input_size=int(input_size), width=width, knobs=knobs))

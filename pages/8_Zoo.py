@@ -58,7 +58,7 @@ opened = pick_col.selectbox(t("runs.model"), [r["architecture"] for r in rows], 
                             key="zoo-open", format_func=arch_title)
 if open_col.button(t("zoo.layer_table"), width="stretch"):
     st.session_state["architecture"] = opened
-    st.switch_page("pages/1_Architecture.py")
+    nav.switch("pages/1_Architecture.py")
 
 st.subheader(t("zoo.pretrained"))
 model_col, photo_col = st.columns([1, 2])
@@ -82,4 +82,4 @@ else:
 
 st.subheader(t("zoo.reuse"))
 st.markdown(t("zoo.reuse_text"))
-st.page_link(nav.TRAIN_PAGE, label=t("zoo.train_head"), icon="📈")
+nav.link(nav.TRAIN_PAGE, label=t("zoo.train_head"), icon="📈")

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -31,8 +32,11 @@ def free_port() -> int:
 def app_server(env: dict | None = None, args: tuple[str, ...] = (), log: Path | None = None,
                preexec_fn=None, start_timeout: float = 60):
     """A fresh `streamlit run streamlit_app.py`; yields (url, process). `env` adds to the environment,
-    `args` are more `streamlit run` options, `log` keeps the server's output."""
+    `args` are more `streamlit run` options, `log` keeps the server's output. Its data folder is a new,
+    empty one unless `env` names one (CNNLAB_DATA_DIR), as a restart test does to find its runs again."""
     port = free_port()
+    scratch = tempfile.TemporaryDirectory(prefix="cnnlab-data-")
+    env = {"CNNLAB_DATA_DIR": scratch.name, **(env or {})}
     output = open(log, "wb") if log else subprocess.DEVNULL
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
@@ -62,3 +66,4 @@ def app_server(env: dict | None = None, args: tuple[str, ...] = (), log: Path | 
                 process.wait()
         if log:
             output.close()
+        scratch.cleanup()

@@ -70,10 +70,25 @@ def test_data_page_offline_full_source_points_to_the_bundled_sample(monkeypatch)
     assert not at.exception and "bundled" in at.warning[0].value
 
 
+def runs_of(at: AppTest) -> list:
+    """The runs of the workspace an AppTest session has open, as its pages see them (the one training
+    here live, the others from disk)."""
+    from app.resources import store, training_pool
+
+    token = at.session_state["workspace"] if "workspace" in at.session_state else None
+    return [] if token is None else [training_pool().live(r.id) or r for r in store().runs(token)]
+
+
+def same_workspace(opened: AppTest, other: AppTest) -> AppTest:
+    """`other` opened on the link of `opened`'s workspace, as a second tab or a reload would."""
+    other.query_params["ws"] = opened.session_state["workspace"]
+    return other
+
+
 def wait_for_run(at: AppTest, seconds: float = 120) -> AppTest:
     deadline = time.time() + seconds
     while time.time() < deadline:
-        runs = at.session_state["runs"] if "runs" in at.session_state else []
+        runs = runs_of(at)
         if runs and not runs[-1].active:
             return at.run()
         time.sleep(0.5)
@@ -88,18 +103,18 @@ def test_train_lenet_for_an_epoch_then_predict():
     at.sidebar.select_slider[0].set_value(32)
     at.button[0].click().run()                      # Start
     no_exceptions(wait_for_run(at))
-    run = at.session_state["runs"][-1]
+    run = runs_of(at)[-1]
     assert run.status == "done" and len(run.epochs) == 1 and len(run.batches) == 94
     assert any(m.label == "Test accuracy" for m in at.metric)
     chart = [c for c in at.get("plotly_chart")]
     assert chart, "the curves are drawn"
 
-    predict = page("pages/4_Predict.py")
-    predict.session_state["runs"] = at.session_state["runs"]
+    predict = same_workspace(at, page("pages/4_Predict.py"))  # the same link, in another tab
     no_exceptions(predict.run())
     assert "True label" in predict.markdown[0].value and "Predicted" in predict.markdown[0].value
     predict.number_input[0].set_value(5).run()
-    label = int(run.data.sample(run.config.sample, seed=run.config.seed).y_test[5])  # the run's own test sample
+    from cnnlab import load_dataset
+    label = int(load_dataset("mnist").sample(run.config.sample, seed=run.config.seed).y_test[5])  # its own sample
     assert predict.markdown[0].value.startswith(f"**True label:** {label}  \n")
 
 
@@ -109,13 +124,13 @@ def test_stop_keeps_the_partial_run():
     at.sidebar.select_slider[0].set_value(8)
     at.button[0].click().run()
     assert at.button[0].disabled and not at.button[1].disabled  # Start says at once that it cannot be pressed again
-    run = at.session_state["runs"][-1]
+    run = runs_of(at)[-1]
     deadline = time.time() + 60
     while not run.batches and time.time() < deadline:
         time.sleep(0.2)
     at.button[1].click().run()                      # Stop
     no_exceptions(wait_for_run(at))
-    assert run.status == "stopped" and run.run is not None and run.batches
+    assert run.status == "stopped" and run.trained and run.batches
     assert any("kept" in w.value for w in at.warning)
 
 
@@ -129,26 +144,26 @@ def test_model_pages_without_a_model_offer_one_click(path):
 
 @pytest.fixture(scope="module")
 def trained_session():
-    """Session State holding one finished LeNet run, as the Train page leaves it."""
+    """A workspace holding one finished LeNet run, as the Train page leaves it: an AppTest on its link."""
     at = page("pages/4_Predict.py").run()
     at.button[0].click().run()                      # the one-click quick LeNet, then the Train page
-    return wait_for_run(at).session_state["runs"]
+    return wait_for_run(at)
 
 
 def test_evaluate_page_counts_every_test_image(trained_session):
     at = page("pages/5_Evaluate.py")
-    at.session_state["runs"] = trained_session
+    same_workspace(trained_session, at)
     no_exceptions(at.run())
     assert at.metric[1].value == "500"  # the quick run's own test sample: a tenth of the 5,000
     assert len(at.get("plotly_chart")) == 2
-    at.selectbox(key=f"true-{trained_session[-1].id}").set_value(3).run()
-    at.selectbox(key=f"predicted-{trained_session[-1].id}").set_value(3).run()
-    assert not at.exception and at.caption and "test image(s)" in at.caption[-1].value
+    at.selectbox(key=f"true-{runs_of(trained_session)[-1].id}").set_value(3).run()
+    at.selectbox(key=f"predicted-{runs_of(trained_session)[-1].id}").set_value(3).run()
+    assert not at.exception and at.main.caption and "test image(s)" in at.main.caption[-1].value
 
 
 def test_inside_page_draws_maps_filters_and_grad_cam(trained_session):
     at = page("pages/6_Inside.py")
-    at.session_state["runs"] = trained_session
+    same_workspace(trained_session, at)
     no_exceptions(at.run())
     text = " ".join(m.value for m in at.markdown)
     for layer in ("c1_conv", "s2_pool", "c3_conv", "s4_pool", "c5_conv"):
@@ -158,12 +173,12 @@ def test_inside_page_draws_maps_filters_and_grad_cam(trained_session):
     # 1x1, one value per channel, drawn as a bar each rather than as 120 flat squares
     assert len(at.get("image")) == 1 + 4 + 1 + 3
     assert "single pixel" in " ".join(c.value for c in at.caption) and len(at.get("plotly_chart")) == 1
-    assert at.selectbox(key=f"cam-class-{trained_session[-1].id}").value is not None
+    assert at.selectbox(key=f"cam-class-{runs_of(trained_session)[-1].id}").value is not None
 
 
 def test_your_image_page_waits_for_a_drawing(trained_session):
     at = page("pages/7_Your_image.py")
-    at.session_state["runs"] = trained_session
+    same_workspace(trained_session, at)
     no_exceptions(at.run())
     assert at.radio[0].options == ["Draw a digit", "Upload a file"]
     assert "draw a digit first" in at.info[0].value
@@ -225,7 +240,7 @@ def test_train_a_transfer_head_on_cached_features():
     assert any("computes every image's features once" in c.value for c in at.caption)
     button(at, "Start").click().run()
     no_exceptions(wait_for_run(at))
-    run = at.session_state["runs"][-1]
+    run = runs_of(at)[-1]
     assert run.status == "done" and len(run.epochs) == 1
     assert run.run.model.get_layer("head_dense").trainable and not run.run.model.get_layer("Conv1").trainable
 
@@ -288,7 +303,7 @@ def test_every_page_speaks_only_from_the_catalogue(path, lang):
 @pytest.mark.parametrize("path", MODEL_PAGES)
 def test_pages_with_a_model_speak_only_from_the_catalogue(trained_session, path, lang):
     at = page(path)
-    at.session_state["runs"] = trained_session
+    same_workspace(trained_session, at)
     at.session_state["language"] = lang
     no_exceptions(at.run())
     assert not strays(at, lang)

@@ -9,7 +9,7 @@ import pytest
 import streamlit as st
 
 from cnnlab.bundle import bundle_bytes
-from tests.test_app import button, no_exceptions, page, wait_for_run
+from tests.test_app import button, no_exceptions, page, runs_of, same_workspace, wait_for_run
 
 SESSIONS = 8
 
@@ -49,7 +49,7 @@ def overlap(runs) -> int:
 
 def test_eight_sessions_at_once_share_two_slots_and_never_see_each_other(classroom):
     sessions = [no_exceptions(start_quick_lenet(page("pages/3_Train.py").run())) for _ in range(SESSIONS)]
-    runs = [at.session_state["runs"][-1] for at in sessions]
+    runs = [runs_of(at)[-1] for at in sessions]
     told_place = set()
     deadline = time.time() + 300
     while any(run.active for run in runs) and time.time() < deadline:
@@ -66,7 +66,7 @@ def test_eight_sessions_at_once_share_two_slots_and_never_see_each_other(classro
     assert len({run.id for run in runs}) == SESSIONS
     assert len({id(run.run.model) for run in runs}) == SESSIONS
     for at, run in zip(sessions, runs):
-        assert [r.id for r in at.session_state["runs"]] == [run.id]  # each session holds its own run only
+        assert [r.id for r in runs_of(at)] == [run.id]  # each session holds its own run only
         no_exceptions(at.run())
         assert at.get("plotly_chart")
         assert any(m.label == "Test accuracy" for m in at.metric)
@@ -75,7 +75,7 @@ def test_eight_sessions_at_once_share_two_slots_and_never_see_each_other(classro
 def test_a_run_whose_tab_went_quiet_stops_and_frees_its_slot(classroom):
     classroom(abandoned_after_seconds=3)
     gone = start_quick_lenet(page("pages/3_Train.py").run(), epochs=20)
-    run = gone.session_state["runs"][-1]
+    run = runs_of(gone)[-1]
     deadline = time.time() + 60
     while run.active and time.time() < deadline:  # nobody reruns this page: the tab was closed
         time.sleep(0.2)
@@ -86,7 +86,7 @@ def test_a_run_whose_tab_went_quiet_stops_and_frees_its_slot(classroom):
 
 def test_a_bundle_goes_and_comes_back_to_predict_and_to_continue(classroom):
     trained = start_quick_lenet(page("pages/3_Train.py").run())
-    first = trained.session_state["runs"][-1]
+    first = runs_of(trained)[-1]
     while first.active:
         first.touch()
         time.sleep(0.2)
@@ -97,18 +97,17 @@ def test_a_bundle_goes_and_comes_back_to_predict_and_to_continue(classroom):
     later = no_exceptions(page("pages/3_Train.py").run())  # another day, another session
     later.file_uploader(key="bundle-upload").set_value(("lenet.zip", saved, "application/zip"))
     no_exceptions(later.run())
-    back = later.session_state["runs"][-1]
+    back = runs_of(later)[-1]
     assert back.status == "done" and back.label == "uploaded" and len(back.epochs) == 1
     assert any("is back" in s.value for s in later.success)
 
-    predict = page("pages/4_Predict.py")
-    predict.session_state["runs"] = later.session_state["runs"]
+    predict = same_workspace(later, page("pages/4_Predict.py"))
     no_exceptions(predict.run())
     assert "Predicted" in predict.markdown[0].value
 
     later.sidebar.number_input[0].set_value(1).run()
     no_exceptions(button(later, f"Continue run #{back.id} for 1 more epoch(s)").click().run())
-    more = later.session_state["runs"][-1]
+    more = runs_of(later)[-1]
     while more.active:
         more.touch()
         time.sleep(0.2)
@@ -125,9 +124,9 @@ def test_a_bad_bundle_is_refused_and_the_session_goes_on(classroom, name, data, 
     at.file_uploader(key="bundle-upload").set_value((name, data, "application/zip"))
     no_exceptions(at.run())
     assert any(says in e.value for e in at.error)
-    assert not at.session_state["runs"] if "runs" in at.session_state else True
+    assert not runs_of(at)
     no_exceptions(start_quick_lenet(at))  # the learner trains on, as if nothing happened
-    assert at.session_state["runs"][-1].status in ("queued", "running", "done")
+    assert runs_of(at)[-1].status in ("queued", "running", "done")
 
 
 def test_an_interrupted_run_shows_its_partial_curves_and_bundle(classroom, monkeypatch):
@@ -141,7 +140,7 @@ def test_an_interrupted_run_shows_its_partial_curves_and_bundle(classroom, monke
     monkeypatch.setattr(BackgroundRun, "on_batch", out_of_memory_at_the_fifth_batch)
     at = start_quick_lenet(page("pages/3_Train.py").run())
     no_exceptions(wait_for_run(at))
-    run = at.session_state["runs"][-1]
+    run = runs_of(at)[-1]
     assert run.status == "failed" and len(run.run.history.batches) == 5
     assert any("ran out of memory" in e.value and "kept" in e.value for e in at.error)
     assert any(b.label == "Run bundle (.zip)" for b in at.get("download_button"))

@@ -164,7 +164,7 @@ def chart_traces(at) -> list[dict]:
 
 
 def test_lessons_page_runs_a_small_lesson_end_to_end():
-    from tests.test_app import no_exceptions, page
+    from tests.test_app import no_exceptions, page, runs_of
 
     at = no_exceptions(page("pages/9_Lessons.py").run())
     at.selectbox(key="lesson").set_value("lenet-1998").run()
@@ -172,10 +172,11 @@ def test_lessons_page_runs_a_small_lesson_end_to_end():
     assert reference and reference[0]["line"]["dash"] == "dash"  # drawn before anything runs, labelled
     assert any("H200" in c.value for c in at.caption)
     at.button(key="lesson-run").click().run()
-    runs = at.session_state["lesson-runs"]["lenet-1998"]
+    from app.resources import store
+    runs = store().recall(at.session_state["workspace"], "lesson-runs/lenet-1998")
     assert set(runs) == {"paper-1998", "relu", "relu-max"}
     deadline = time.time() + 180
-    while any(r.active for r in at.session_state["runs"]) and time.time() < deadline:
+    while any(r.active for r in runs_of(at)) and time.time() < deadline:
         time.sleep(0.5)
     no_exceptions(at.run())
     verdict = [e.value for e in [*at.success, *at.warning]]
