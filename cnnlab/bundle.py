@@ -50,17 +50,19 @@ def bundle_bytes(run: Run) -> bytes:
     return out.getvalue()
 
 
-def write_bundle(run: Run, out) -> None:
+def write_bundle(run: Run, out, compress: bool = True) -> None:
     """The run as a bundle .zip, written into the binary file `out` one array at a time: a checkpoint
-    of a large network never holds a second copy of its weights and optimizer state in memory."""
+    of a large network never holds a second copy of its weights and optimizer state in memory.
+    Without `compress` the arrays are stored as they are: trained weights pack only to about 90%, and
+    storing them is several times faster (bench/checkpoint_cost.py)."""
     record = {"format": FORMAT, "version": VERSION, "config": run.config.to_dict(),
               "class_names": list(run.class_names), "dataset": run.dataset, "history": run.history.to_dict(),
               "result": run.summary(), "stopped": run.stopped, "train_seconds": run.train_seconds,
               "test_loss": run.test_loss, "test_accuracy": run.test_accuracy,
               "versions": {"keras": keras.__version__, "backend": keras.backend.backend()}}
     optimizer = run.optimizer.variables if _own_optimizer(run) else []
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        zf.writestr("run.json", json.dumps(record, indent=1))
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED, compresslevel=1) as zf:
+        zf.writestr("run.json", json.dumps(record, indent=1), compress_type=zipfile.ZIP_DEFLATED)
         for folder, variables in (("weights", run.model.weights), ("optimizer", optimizer)):
             for i, variable in enumerate(variables):
                 array = np.array(keras.ops.convert_to_numpy(variable), order="C")  # (ascontiguousarray: scalars 1-d)

@@ -33,6 +33,8 @@ from .errors import LabError, Text
 from .inference import Collapse, detect_collapse
 from .training import History, Progress, Run, RunInterrupted, TrainConfig, train
 
+CHECKPOINT_SHARE = 0.05  # the most of a run's training time that saving it at epochs' ends may take
+
 
 class RunStatus(StrEnum):
     """Where a run stands; its text for a learner is "runs.status.<value>" in the catalogues."""
@@ -88,6 +90,7 @@ class BackgroundRun:
         self._stop = threading.Event()
         self._admission: threading.Lock | None = None  # the pool's, held until this run's first batch
         self.seen_at = time.monotonic()       # the last time the learner's browser asked about it
+        self._saved_at, self._save_cost = 0.0, 0.0  # when the last checkpoint ended, and what it took
 
     @property
     def active(self) -> bool:
@@ -139,13 +142,21 @@ class BackgroundRun:
 
     def on_checkpoint(self, run: Run) -> None:
         """An epoch has ended: keep the run as it stands, so that a crash from here on loses nothing
-        of it. A disk that cannot take it costs the checkpoint, not the run (the learner is told)."""
+        of it. Where saving takes more than CHECKPOINT_SHARE of the training since the last save (a
+        transfer head's epoch trains in a tenth of a second; its bundle holds the whole frozen base),
+        the epoch is saved by a later one, or when the run ends. A disk that cannot take it costs the
+        checkpoint, not the run (the learner is told)."""
         if self.keeper is None:
+            return
+        now = time.perf_counter()
+        if self._save_cost and now - self._saved_at < self._save_cost / CHECKPOINT_SHARE:
             return
         try:
             self.keeper.checkpoint(self.id, run, self.progress.epochs if self.progress else run.epochs_completed)
         except Exception as error:  # noqa: BLE001 - a full disk or a locked index: the run trains on
             self.on_note(Text("runs.not_saved", epoch=run.epochs_completed, reason=str(error)[:200]))
+        self._saved_at = time.perf_counter()
+        self._save_cost = self._saved_at - now
 
     def withdraw(self) -> None:
         """Leave the line before training, as asked: stopped, having learnt nothing (the pool then
@@ -219,16 +230,20 @@ class BackgroundRun:
         return background
 
 
-def curves(history: History, more_epochs: int = 0) -> tuple[list[Progress], list[Progress]]:
+def curves(history: History, more_epochs: int = 0, planned: int = 0) -> tuple[list[Progress], list[Progress]]:
     """A run's history as the Progress points the live curves are drawn from; `more_epochs` makes
-    room for a run that continues it (a half-done last epoch is left out, it will start again)."""
+    room for a run that continues it (a half-done last epoch is left out, it will start again).
+    `planned`: the epochs the run was set to reach, for one that ended early (its progress says
+    "epoch 6/30", its half-done epoch counts its batches out of a whole epoch's)."""
     done = len(history.epochs)
-    total = done + more_epochs
+    total = max(done + more_epochs, planned)
     steps = {}
     for b in history.batches:
         steps[b["epoch"]] = max(steps.get(b["epoch"], 0), b["step"])
     if more_epochs:
         steps = {e: s for e, s in steps.items() if e <= done}
+    if done and done + 1 in steps:  # a half-done epoch has as many batches as a whole one
+        steps[done + 1] = max(steps[done + 1], steps.get(done, 0))
     elapsed = {}  # seconds from the start of the run to the end of each epoch
     for e in history.epochs:
         elapsed[e["epoch"]] = elapsed.get(e["epoch"] - 1, 0.0) + (e["seconds"] or 0.0)

@@ -217,9 +217,8 @@ class StoredRun:
         """Its curves; an interrupted run's progress counts to the epochs it was to reach."""
         if not self.saved:
             return [], []
-        more = self.planned - self.epochs_done if self.status == RunStatus.INTERRUPTED else 0
         try:
-            return self.store.curves(self.id, max(0, more))
+            return self.store.curves(self.id, self.planned)
         except FileNotFoundError:  # removed from another tab a moment ago
             return [], []
 
@@ -463,9 +462,10 @@ class Store:
                 raise LabError("workspace.gone")
             count = db.execute("SELECT COUNT(*) FROM runs WHERE workspace=?", (key,)).fetchone()[0]
             gone = self._make_room(db, key, "kept_runs", count + 1 - self.settings.kept_runs, None) if room else []
-            run_id = db.execute("INSERT INTO runs (workspace, share, label, status, config, created, seen) "
-                                "VALUES (?, ?, ?, ?, ?, ?, ?)", (key, new_token(), label, status,
-                                                                 json.dumps(config.to_dict()), now, now)).lastrowid
+            run_id = db.execute("INSERT INTO runs (workspace, share, label, status, config, planned, created, seen) "
+                                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (key, new_token(), label, status,
+                                                                    json.dumps(config.to_dict()), config.epochs or 0,
+                                                                    now, now)).lastrowid
         self._drop(gone)
         (self._folder(run_id)).mkdir(parents=True, exist_ok=True)
         return run_id
@@ -511,8 +511,9 @@ class Store:
                                                                *(background.run.notes if background.run else [])]],
                    "collapse": None if background.collapse is None else list(dataclasses.astuple(background.collapse))}
         run = background.run
+        planned = {"planned": background.progress.epochs} if background.progress is not None else {}
         try:
-            self._save(run_id, run, run.epochs_completed if run else 0, background.status, outcome)
+            self._save(run_id, run, run.epochs_completed if run else 0, background.status, outcome, **planned)
         except (OSError, sqlite3.Error) as error:  # its last checkpoint stays; the row says how it ended
             outcome["notes"].append(Saved.of(Text("runs.not_saved_end", reason=str(error)[:200])).texts)
             self._update(run_id, status=background.status, outcome=json.dumps(outcome))
@@ -531,7 +532,7 @@ class Store:
                 np.savez(buffer, predictions=np.asarray(run.test_predictions, dtype=np.int16),
                          epochs=np.int64(run.epochs_completed))
                 write_atomic(folder / "predictions.npz", buffer.getvalue())
-            write_atomic(folder / "bundle.zip", lambda f: write_bundle(run, f))
+            write_atomic(folder / "bundle.zip", lambda f: write_bundle(run, f, compress=False))
         size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
         changes = {"epochs_done": epochs, "bytes": size, **more}
         if status is not None:
@@ -660,10 +661,10 @@ class Store:
                 run.test_predictions = found.astype(np.int64)
         return run
 
-    def curves(self, run_id: int, more_epochs: int = 0) -> tuple[list[Progress], list[Progress]]:
-        """A saved run's curves, read from its bundle's history alone (no model is built); `more_epochs`
+    def curves(self, run_id: int, planned: int = 0) -> tuple[list[Progress], list[Progress]]:
+        """A saved run's curves, read from its bundle's history alone (no model is built); `planned`
         as in `runner.curves`."""
-        version = (*self._version(run_id), more_epochs)
+        version = (*self._version(run_id), planned)
         with self._lock:
             if version in self._curves:
                 self._curves.move_to_end(version)
@@ -671,7 +672,7 @@ class Store:
         with zipfile.ZipFile(self.bundle_path(run_id)) as zf:
             record = json.loads(zf.read("run.json"))
         history = record.get("history", {})
-        drawn = curves(History(list(history.get("batches", [])), list(history.get("epochs", []))), more_epochs)
+        drawn = curves(History(list(history.get("batches", [])), list(history.get("epochs", []))), planned=planned)
         with self._lock:
             self._curves[version] = drawn
             while len(self._curves) > 64:

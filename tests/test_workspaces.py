@@ -213,3 +213,35 @@ def test_a_workspace_deleted_while_its_run_trains_gets_nothing_back(tmp_path, le
     time.sleep(0.2)
     assert kept.get(live.id) is None and not kept.bundle_path(live.id).parent.exists()
     assert not kept.exists(token)
+
+
+def test_a_save_that_costs_more_than_the_training_waits_for_a_later_epoch_or_the_end(lenet):
+    run, data = lenet
+
+    class SlowDisk:
+        """A keeper whose every save takes half a second: twenty times longer than these epochs train."""
+
+        def __init__(self):
+            self.saved, self.at_end = [], None
+
+        def add(self, workspace, config, label):
+            return 1
+
+        def started(self, run_id):
+            pass
+
+        def checkpoint(self, run_id, kept, planned):
+            time.sleep(0.5)
+            self.saved.append(kept.epochs_completed)
+
+        def ended(self, run_id, background):
+            self.at_end = background.run.epochs_completed
+
+    disk = SlowDisk()
+    pool = TrainingPool(PoolSettings(), keeper=disk)
+    live = pool.submit(dataclasses.replace(run.config, epochs=4), data, workspace="any")
+    while pool.live(live.id) is not None:  # until its end is kept
+        live.touch()
+        time.sleep(0.05)
+    assert live.status == RunStatus.DONE
+    assert disk.saved == [1] and disk.at_end == 4  # the first epoch, then only the end: 2 saves, not 4
