@@ -71,11 +71,10 @@ def _workspace() -> None:
         return
     with st.expander(t("workspace.header"), icon="🔑"):
         st.caption(t("workspace.key"))
-        new_col, delete_col = st.columns(2)
-        if new_col.button(t("workspace.new"), key="workspace-new", width="stretch"):
+        if st.button(t("workspace.new"), key="workspace-new", icon="➕", width="stretch"):
             session.new_workspace()
             st.rerun()
-        if delete_col.button(t("workspace.delete"), key="workspace-delete", width="stretch", type="tertiary"):
+        if st.button(t("workspace.delete"), key="workspace-delete", icon="🗑️", width="stretch"):
             session.delete_workspace()
             st.session_state["workspace-notice"] = "workspace.deleted"
             st.rerun()

@@ -189,7 +189,7 @@ def _live_curves(run: BackgroundRun):
     return drawn[1]
 
 
-def results(epochs: int) -> None:
+def results(epochs: int | None) -> None:
     """The last run, once it has ended: how it ended, its accuracy, a collapse onto one class, its
     downloads and read-only link, and a button to train it `epochs` more (an interrupted run: what it had left)."""
     last = session.latest()

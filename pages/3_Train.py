@@ -2,16 +2,18 @@
 
 import streamlit as st
 
-from app import nav, train
+from app import nav, session, train
 from app.text import t
 
 nav.page("train")
 st.title(t("train.title"))
 
-arch, config = train.settings()
-planned = train.plan(arch, config)
-train.start_and_stop(planned)
+epochs = None
+if not session.read_only():  # a read-only link shows its one run, and nothing to set or start
+    arch, config = train.settings()
+    train.start_and_stop(train.plan(arch, config))
+    epochs = config.epochs
 train.live()
-train.results(config.epochs)
+train.results(epochs)
 train.bundles()
 train.compare()
