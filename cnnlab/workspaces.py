@@ -392,15 +392,18 @@ class Store:
 
     def delete_workspace(self, token: str) -> list[int]:
         """The workspace and every run in it, gone; returns the runs' numbers (a caller stops the live ones)."""
-        key = _key(token)
         with self._write() as db:
-            ids = [row[0] for row in db.execute("SELECT id FROM runs WHERE workspace=?", (key,))]
-            db.execute("DELETE FROM runs WHERE workspace=?", (key,))
-            db.execute("DELETE FROM removed WHERE workspace=?", (key,))
-            db.execute("DELETE FROM notes WHERE workspace=?", (key,))
-            db.execute("DELETE FROM workspaces WHERE key=?", (key,))
-        for run_id in ids:
-            self._remove_files(run_id)
+            ids = self._delete(db, _key(token))
+        self._drop(ids)
+        return ids
+
+    @staticmethod
+    def _delete(db, key: str) -> list[int]:
+        """A workspace's rows, all of them; the numbers of its runs, whose folders go next."""
+        ids = [row[0] for row in db.execute("SELECT id FROM runs WHERE workspace=?", (key,))]
+        for table, column in (("runs", "workspace"), ("removed", "workspace"), ("notes", "workspace"),
+                              ("workspaces", "key")):
+            db.execute(f"DELETE FROM {table} WHERE {column}=?", (key,))
         return ids
 
     def expire(self) -> int:
@@ -412,14 +415,8 @@ class Store:
             keys = [row[0] for row in db.execute(
                 "SELECT key FROM workspaces WHERE seen < ? AND key NOT IN "
                 "(SELECT workspace FROM runs WHERE status IN (?, ?))", (before, RunStatus.QUEUED, RunStatus.RUNNING))]
-            ids = [row[0] for key in keys for row in db.execute("SELECT id FROM runs WHERE workspace=?", (key,))]
-            for key in keys:
-                db.execute("DELETE FROM runs WHERE workspace=?", (key,))
-                db.execute("DELETE FROM removed WHERE workspace=?", (key,))
-                db.execute("DELETE FROM notes WHERE workspace=?", (key,))
-                db.execute("DELETE FROM workspaces WHERE key=?", (key,))
-        for run_id in ids:
-            self._remove_files(run_id)
+            ids = [run_id for key in keys for run_id in self._delete(db, key)]
+        self._drop(ids)
         return len(keys)
 
     # -- runs -----------------------------------------------------------------------------------------
