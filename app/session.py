@@ -46,7 +46,8 @@ def open_workspace() -> None:
     if current is None:
         current = kept.create_workspace()
     st.session_state["workspace"] = current
-    query[WORKSPACE] = current
+    if query.get(WORKSPACE) != current:  # every page run passes here: the URL is told only what changed
+        query[WORKSPACE] = current
     kept.seen(current)
 
 
