@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 import cnnlab
-from cnnlab import workspaces, zoo
+from cnnlab import engines, workspaces, zoo
 from cnnlab.classroom import classroom_settings
 from cnnlab.runner import TrainingPool
 from cnnlab.workspaces import Store
@@ -45,13 +45,15 @@ def _store(root: str) -> Store:
 
 def training_pool() -> TrainingPool:
     """The server's training slots, set in .streamlit/classroom.toml (or the file CNNLAB_CLASSROOM names);
-    every run it trains is kept in the workspaces' store."""
+    every run it trains is kept in the workspaces' store. Where its runs train (worker processes, or
+    threads of this one) is the classroom's `engine` setting, or the cluster CNNLAB_CLUSTER names."""
     return _pool(str(workspaces.data_dir()))
 
 
 @st.cache_resource(show_spinner=False)
 def _pool(root: str) -> TrainingPool:
-    return TrainingPool(classroom_settings(), keeper=_store(root))
+    settings = classroom_settings()
+    return TrainingPool(settings, keeper=_store(root), engine=engines.choose(settings))
 
 
 def pretrained(key: str):

@@ -96,7 +96,9 @@ def plan(arch: cnnlab.Architecture, config: cnnlab.TrainConfig) -> Plan:
     data_col.metric(t("train.training_images"), cnnlab.i18n.number(n_train))
     if cost.once_seconds:
         st.caption(t("train.features_once", duration=duration(cost.once_seconds)))
-    st.caption(t("train.backend", **backend()))
+    engine = training_pool().engine
+    st.caption(" ".join(say(text) for text in (Text("train.backend", **backend()), engine.describe(),
+                                               getattr(engine, "why", None)) if text is not None))
     with st.expander(t("train.rate_header")):
         st.plotly_chart(learning_rate_curve(*learning_rates(config, n_train), lang=language()), width="stretch",
                         key="rates")
@@ -117,6 +119,7 @@ def start_and_stop(planned: Plan) -> None:
         with refusal(stop=False, arch=planned.arch):
             check_fits(planned.cost, planned.config, planned.n_train, planned.n_test,
                        training_pool().settings.memory_reserve_bytes)
+            training_pool().engine.check_fits(planned.cost.peak_bytes - planned.cost.breakdown["runtime"])
             session.start_run(planned.config)
             st.rerun()
     if stop_col.button(t("train.stop"), disabled=active is None, width="stretch"):

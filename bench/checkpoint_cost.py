@@ -10,7 +10,7 @@ epoch, both measured in this run on this machine.
 Why: the workspace keeps every finished epoch so that a restart loses none; that must not slow the
 class's runs noticeably (target: under 5% of an epoch). Where a save would take more (a transfer head,
 whose epoch is a fraction of a second and whose bundle holds the whole frozen base), the run saves only
-once the training since its last save is twenty times the save (`runner.CHECKPOINT_SHARE`): "saved" says
+once the training since its last save is twenty times the save (`engines.CHECKPOINT_SHARE`): "saved" says
 every how many epochs that is.
 
 How:
@@ -30,7 +30,7 @@ import time
 import cnnlab
 from cnnlab import lessons
 from cnnlab.classroom import PoolSettings
-from cnnlab.runner import CHECKPOINT_SHARE
+from cnnlab.engines import CHECKPOINT_SHARE
 from cnnlab.workspaces import Store
 from common import RESULTS, write_json  # bench/ is on sys.path when a script here runs
 from machine import machine

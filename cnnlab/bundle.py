@@ -43,6 +43,23 @@ MAX_PACKING = 10                   # trained weights hardly compress (this lab's
 _MEMBER = re.compile(r"(weights|optimizer)/(\d{5})\.npy")
 
 
+@dataclass(frozen=True)
+class Packed:
+    """A run as the bytes of its bundle, with its last test predictions and epochs: how a run trained in
+    another process reaches the server's disk without its network being built there."""
+
+    bundle: bytes
+    predictions: np.ndarray | None
+    epochs: int
+
+
+def pack(run: Run) -> Packed:
+    """The run as it stands, packed as a checkpoint is kept (arrays stored, not compressed)."""
+    out = io.BytesIO()
+    write_bundle(run, out, compress=False)
+    return Packed(out.getvalue(), run.test_predictions, run.epochs_completed)
+
+
 def bundle_bytes(run: Run) -> bytes:
     """The run as the bytes of a bundle .zip, for a download."""
     out = io.BytesIO()

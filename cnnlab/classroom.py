@@ -13,6 +13,8 @@ from pathlib import Path
 from . import checks
 from .errors import LabError
 
+ENGINES = ("auto", "workers", "threads")
+
 
 @dataclass(frozen=True)
 class PoolSettings:
@@ -28,12 +30,15 @@ class PoolSettings:
     server_mb: int = 5000                   # disk all workspaces may take together; beyond it the server's oldest goes
     workspace_days: float = 30              # a workspace no tab has opened for this many days is removed
     cached_models: int = 4                  # finished runs' models held in memory for every page, server-wide
+    engine: str = "auto"                    # where runs train: "workers", "threads", or "auto" (see engines.choose)
+    worker_min_mb: int = 1200               # "auto" starts workers only when each may have this much memory
 
     def __post_init__(self):
         limits = {"max_concurrent_runs": (1, 64), "max_run_minutes": (0.001, 24 * 60),
                   "abandoned_after_seconds": (0.001, 24 * 3600), "max_bundle_mb": (1, 4096), "kept_runs": (1, 1000),
                   "memory_reserve_mb": (0, 64 * 1024), "workspace_mb": (1, 1024**2), "server_mb": (1, 1024**3),
-                  "workspace_days": (0.001, 3650), "cached_models": (1, 64)}
+                  "workspace_days": (0.001, 3650), "cached_models": (1, 64), "worker_min_mb": (200, 1024**2)}
+        object.__setattr__(self, "engine", checks.choice(self.engine, "engine", ENGINES))
         for name, (low, high) in limits.items():
             value = getattr(self, name)
             if name not in ("max_run_minutes", "abandoned_after_seconds", "workspace_days"):

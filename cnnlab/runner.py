@@ -29,11 +29,10 @@ from typing import Protocol
 from .classroom import PoolSettings
 from .cost import check_fits, estimate_cost
 from .data import Dataset
+from .engines import SavePace, ThreadEngine
 from .errors import LabError, Text
 from .inference import Collapse, detect_collapse
-from .training import History, Progress, Run, RunInterrupted, TrainConfig, train
-
-CHECKPOINT_SHARE = 0.05  # the most of a run's training time that saving it at epochs' ends may take
+from .training import History, Progress, Run, RunInterrupted, TrainConfig
 
 
 class RunStatus(StrEnum):
@@ -60,7 +59,7 @@ class Keeper(Protocol):
 
     def add(self, workspace: str, config: TrainConfig, label: str) -> int: ...   # a new run's number
     def started(self, run_id: int) -> None: ...
-    def checkpoint(self, run_id: int, run: Run, planned: int) -> None: ...       # an epoch has ended
+    def checkpoint(self, run_id: int, run, planned: int) -> None: ...  # an epoch has ended (a Run, or a bundle.Packed)
     def ended(self, run_id: int, background: BackgroundRun) -> None: ...         # done, stopped or failed
 
 
@@ -68,8 +67,9 @@ class BackgroundRun:
     """One learner's run: a Listener that records everything a page needs to redraw."""
 
     def __init__(self, run_id: int, config: TrainConfig, data: Dataset, label: str, resume: Run | None = None,
-                 settings: PoolSettings | None = None, keeper: Keeper | None = None):
+                 settings: PoolSettings | None = None, keeper: Keeper | None = None, engine=None):
         self.id, self.config, self.data, self.label, self.resume = run_id, config, data, label, resume
+        self.engine = engine or ThreadEngine()  # where it trains (cnnlab.engines)
         self.settings = settings or PoolSettings()  # the classroom's limits: wall time, abandoned tabs, memory
         self.keeper = keeper
         self.status = RunStatus.QUEUED
@@ -90,7 +90,8 @@ class BackgroundRun:
         self._stop = threading.Event()
         self._admission: threading.Lock | None = None  # the pool's, held until this run's first batch
         self.seen_at = time.monotonic()       # the last time the learner's browser asked about it
-        self._saved_at, self._save_cost = 0.0, 0.0  # when the last checkpoint ended, and what it took
+        self._pace = SavePace()
+        self.worker: dict | None = None       # the worker process it trains in, if not this one: address, pid
 
     @property
     def active(self) -> bool:
@@ -140,23 +141,26 @@ class BackgroundRun:
             self.status_text = text
         self.check_limits()  # also while a frozen base computes its features
 
-    def on_checkpoint(self, run: Run) -> None:
-        """An epoch has ended: keep the run as it stands, so that a crash from here on loses nothing
-        of it. Where saving takes more than CHECKPOINT_SHARE of the training since the last save (a
-        transfer head's epoch trains in a tenth of a second; its bundle holds the whole frozen base),
-        the epoch is saved by a later one, or when the run ends. A disk that cannot take it costs the
-        checkpoint, not the run (the learner is told)."""
+    def on_worker(self, worker: dict) -> None:
+        self.worker = worker
+
+    def on_checkpoint(self, run, planned: int | None = None) -> None:
+        """An epoch has ended: keep the run as it stands, so that a crash from here on loses nothing of
+        it, at most as often as `engines.SavePace` allows. A run from a worker process arrives packed
+        (its worker kept to the same pace). A disk that cannot take it costs the checkpoint, not the
+        run (the learner is told)."""
         if self.keeper is None:
             return
-        now = time.perf_counter()
-        if self._save_cost and now - self._saved_at < self._save_cost / CHECKPOINT_SHARE:
+        packed = not isinstance(run, Run)
+        if not packed and not self._pace.due():
             return
+        began = time.perf_counter()
+        epochs = run.epochs if packed else run.epochs_completed
         try:
-            self.keeper.checkpoint(self.id, run, self.progress.epochs if self.progress else run.epochs_completed)
+            self.keeper.checkpoint(self.id, run, planned or (self.progress.epochs if self.progress else epochs))
         except Exception as error:  # noqa: BLE001 - a full disk or a locked index: the run trains on
-            self.on_note(Text("runs.not_saved", epoch=run.epochs_completed, reason=str(error)[:200]))
-        self._saved_at = time.perf_counter()
-        self._save_cost = self._saved_at - now
+            self.on_note(Text("runs.not_saved", epoch=epochs, reason=str(error)[:200]))
+        self._pace.saved(began)
 
     def withdraw(self) -> None:
         """Leave the line before training, as asked: stopped, having learnt nothing (the pool then
@@ -184,7 +188,7 @@ class BackgroundRun:
             self._admission = admission
         try:
             self._check_memory(self.settings.memory_reserve_bytes)
-            self.run = train(self.config, listener=self, stop=self._stop, data=self.data, resume=self.resume)
+            self.run = self.engine.train(self.config, self, self._stop, self.data, self.resume)
             if self.run.test_predictions is not None:
                 self.collapse = detect_collapse(self.run.test_predictions, self.run.class_names)
             self.status = RunStatus.STOPPED if self.run.stopped else RunStatus.DONE
@@ -213,8 +217,9 @@ class BackgroundRun:
         have started since the learner pressed Start)."""
         n_train, n_test = self.data.sizes(self.config.sample)
         # A continued run keeps its network: there is no setting to suggest, only to wait.
-        check_fits(estimate_cost(self.config, n_train, n_test), self.config if self.resume is None else None,
-                   n_train, n_test, reserve_bytes)
+        cost = estimate_cost(self.config, n_train, n_test)
+        check_fits(cost, self.config if self.resume is None else None, n_train, n_test, reserve_bytes)
+        self.engine.check_fits(cost.peak_bytes - cost.breakdown["runtime"])
 
     @classmethod
     def finished_from(cls, run_id: int, run: Run, data: Dataset, label: str) -> BackgroundRun:
@@ -259,9 +264,10 @@ def curves(history: History, more_epochs: int = 0, planned: int = 0) -> tuple[li
 class TrainingPool:
     """The server's training slots: a fair line of runs, at most `max_concurrent` at a time."""
 
-    def __init__(self, settings: PoolSettings | None = None, keeper: Keeper | None = None):
+    def __init__(self, settings: PoolSettings | None = None, keeper: Keeper | None = None, engine=None):
         self.settings = settings or PoolSettings()
         self.keeper = keeper
+        self.engine = engine or ThreadEngine()  # where its runs train (cnnlab.engines)
         self._live: dict[int, BackgroundRun] = {}  # the runs of this process not yet ended, by number
         self._turn = threading.Condition()
         self._waiting: list[BackgroundRun] = []
@@ -277,7 +283,8 @@ class TrainingPool:
         label = label or config.model.arch
         kept = self.keeper is not None and workspace is not None
         run_id = self.keeper.add(workspace, config, label) if kept else next(self._ids)
-        run = BackgroundRun(run_id, config, data, label, resume, self.settings, self.keeper if kept else None)
+        run = BackgroundRun(run_id, config, data, label, resume, self.settings, self.keeper if kept else None,
+                            self.engine)
         with self._turn:
             self._waiting.append(run)
             self._live[run.id] = run
@@ -311,7 +318,7 @@ class TrainingPool:
                     run.withdraw()
                     self._turn.notify_all()
                     break
-                if self._waiting[0] is run and self._running < self.settings.max_concurrent_runs:
+                if self._waiting[0] is run and self._running < self.engine.slots(self.settings):
                     break
                 self._turn.wait(timeout=0.2)
             withdrawn = run.status.finished

@@ -213,6 +213,7 @@ class Run:
     optimizer: keras.optimizers.Optimizer | None = None  # its state, to continue training exactly where it ended
     error: Exception | None = None  # what interrupted it, when something did (see RunInterrupted)
     seen_before: int = 0          # images an earlier run had trained on, when this one continues it
+    packed: object | None = None  # its bundle as the process that trained it wrote it (a bundle.Packed)
 
     @property
     def epochs_completed(self) -> int:

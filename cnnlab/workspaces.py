@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from . import i18n
-from .bundle import read_bundle, write_bundle
+from .bundle import Packed, read_bundle, write_bundle
 from .classroom import PoolSettings
 from .errors import LabError, Text, in_language
 from .inference import Collapse
@@ -214,7 +214,11 @@ class StoredRun:
         return self._curves()[1]
 
     def _curves(self) -> tuple[list[Progress], list[Progress]]:
-        """Its curves; an interrupted run's progress counts to the epochs it was to reach."""
+        """Its curves; an interrupted run's progress counts to the epochs it was to reach. A run whose
+        worker died keeps the curves that reached the server, past its last checkpoint."""
+        if "curves" in self.outcome:
+            batches, epochs = self.outcome["curves"]
+            return [Progress(*p) for p in batches], [Progress(*p) for p in epochs]
         if not self.saved:
             return [], []
         try:
@@ -496,42 +500,51 @@ class Store:
     def started(self, run_id: int) -> None:
         self._update(run_id, status=RunStatus.RUNNING)
 
-    def checkpoint(self, run_id: int, run: Run, planned: int) -> None:
-        """The run at the end of an epoch, on disk before its row says so; `planned`: the epochs it is to reach."""
-        self._save(run_id, run, run.epochs_completed, None, None, planned=planned)
+    def checkpoint(self, run_id: int, run: Run | Packed, planned: int) -> None:
+        """The run at the end of an epoch, on disk before its row says so; `planned`: the epochs it is to
+        reach. A run trained in a worker process arrives packed (its bundle's bytes)."""
+        self._save(run_id, run, _epochs(run), None, None, planned=planned)
 
     def ended(self, run_id: int, background: BackgroundRun) -> None:
-        """How a run ended, with what it learnt (a run refused before it trained has nothing to keep)."""
+        """How a run ended, with what it learnt (a run refused before it trained has nothing to keep). A run
+        whose worker died has no model to give: its last checkpoint stays, and its curves as they came."""
         outcome = {"finished": background.finished or time.time(), "batches_before": background.batches_before,
                    "error": _texts(background.error), "stop_reason": _texts(background.stop_reason),
                    "notes": [Saved.of(note).texts for note in [*background.notes,
                                                                *(background.run.notes if background.run else [])]],
                    "collapse": None if background.collapse is None else list(dataclasses.astuple(background.collapse))}
         run = background.run
-        planned = {"planned": background.progress.epochs} if background.progress is not None else {}
+        more = {"planned": background.progress.epochs} if background.progress is not None else {}
+        if run is None and background.batches:
+            outcome["curves"] = [[dataclasses.astuple(p) for p in background.batches],
+                                 [dataclasses.astuple(p) for p in background.epochs]]
         try:
-            self._save(run_id, run, run.epochs_completed if run else 0, background.status, outcome, **planned)
+            self._save(run_id, run.packed or run if run else None, run.epochs_completed if run else None,
+                       background.status, outcome, **more)
         except (OSError, sqlite3.Error) as error:  # its last checkpoint stays; the row says how it ended
             outcome["notes"].append(Saved.of(Text("runs.not_saved_end", reason=str(error)[:200])).texts)
             self._update(run_id, status=background.status, outcome=json.dumps(outcome))
             raise
 
-    def _save(self, run_id: int, run: Run | None, epochs: int, status: RunStatus | None, outcome: dict | None,
-              **more) -> bool:
+    def _save(self, run_id: int, run: Run | Packed | None, epochs: int | None, status: RunStatus | None,
+              outcome: dict | None, **more) -> bool:
         """The run's files first (when there is a run), then its row: the index never names what is not on
         disk. False when the run is no longer in the index (its workspace was deleted while it trained)."""
         folder = self._folder(run_id)
         if not self.get(run_id) or not folder.is_dir():
             return False
         if run is not None:
-            if run.test_predictions is not None:  # first: a bundle never pairs with a later epoch's predictions
+            predictions = run.predictions if isinstance(run, Packed) else run.test_predictions
+            if predictions is not None:  # first: a bundle never pairs with a later epoch's predictions
                 buffer = io.BytesIO()
-                np.savez(buffer, predictions=np.asarray(run.test_predictions, dtype=np.int16),
-                         epochs=np.int64(run.epochs_completed))
+                np.savez(buffer, predictions=np.asarray(predictions, dtype=np.int16), epochs=np.int64(_epochs(run)))
                 write_atomic(folder / "predictions.npz", buffer.getvalue())
-            write_atomic(folder / "bundle.zip", lambda f: write_bundle(run, f, compress=False))
+            write_atomic(folder / "bundle.zip",
+                         run.bundle if isinstance(run, Packed) else lambda f: write_bundle(run, f, compress=False))
+        if epochs is not None:  # None: the row's count, as of its last checkpoint, stands
+            more = {"epochs_done": epochs, **more}
         size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
-        changes = {"epochs_done": epochs, "bytes": size, **more}
+        changes = {"bytes": size, **more}
         if status is not None:
             changes["status"] = status
         if outcome is not None:
@@ -678,6 +691,10 @@ class Store:
 
 
 _COLUMNS = "id, label, status, config, epochs_done, planned, bytes, created, seen, share, outcome"
+
+
+def _epochs(run: Run | Packed) -> int:
+    return run.epochs if isinstance(run, Packed) else run.epochs_completed
 
 
 def _texts(thing) -> dict | None:

@@ -130,7 +130,10 @@ def test_a_bad_bundle_is_refused_and_the_session_goes_on(classroom, name, data, 
 
 
 def test_an_interrupted_run_shows_its_partial_curves_and_bundle(classroom, monkeypatch):
+    """Training that fails inside the server's own process (a worker's failure: tests/test_engines.py)."""
     from cnnlab.runner import BackgroundRun
+
+    classroom(engine='"threads"')
 
     def out_of_memory_at_the_fifth_batch(self, progress, on_batch=BackgroundRun.on_batch):
         on_batch(self, progress)
