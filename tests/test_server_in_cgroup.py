@@ -15,6 +15,7 @@ import pytest
 
 from tests.app_server import CHROMIUM, CHROMIUM_ARGS, app_server
 from tests.cgroup_helpers import memory_cgroup
+from tests.test_browser import quick_lenet
 
 playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (requirements-dev.txt)")
 pytestmark = [pytest.mark.browser,
@@ -52,3 +53,24 @@ def test_a_run_too_big_for_the_servers_cgroup_is_refused_and_the_server_lives_on
             assert "limit 2.6 GB" in text, text       # the group's limit, not the machine's 23 GB
             assert server.poll() is None               # alive, and still serving
             assert urllib.request.urlopen(f"{url}/_stcore/health", timeout=10).read() == b"ok"
+
+
+def test_in_the_cgroup_a_run_trains_in_a_worker_of_its_own_and_the_group_stays_within_its_limit(tmp_path):
+    """The default on a 2.7 GB box: one worker beside the server, limited to the group's 2.7 GB less the
+    400 MB reserve, and both processes' memory together within the group's limit."""
+    with memory_cgroup(LIMIT_MB) as group:
+        join = lambda: (group.path / "cgroup.procs").write_text(str(os.getpid()))  # noqa: E731
+        with app_server(preexec_fn=join) as (url, server), playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(90_000)
+            page.goto(f"{url}/Train")
+            page.get_by_text("worker process(es) beside the server, each limited to 2.2 GB").wait_for()
+            quick_lenet(page, epochs=1)
+            page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Start", exact=True).click()
+            page.get_by_text("Test accuracy").first.wait_for(timeout=240_000)
+            browser.close()
+            assert len(group.pids()) >= 4                # the server, the scheduler, the worker's nanny, the worker
+            assert server.poll() is None
+        peak = int((group.path / "memory.peak").read_text()) if (group.path / "memory.peak").exists() else 0
+        assert peak < LIMIT_MB * 2**20
