@@ -96,9 +96,9 @@ def plan(arch: cnnlab.Architecture, config: cnnlab.TrainConfig) -> Plan:
     data_col.metric(t("train.training_images"), cnnlab.i18n.number(n_train))
     if cost.once_seconds:
         st.caption(t("train.features_once", duration=duration(cost.once_seconds)))
-    engine = training_pool().engine
-    st.caption(" ".join(say(text) for text in (Text("train.backend", **backend()), engine.describe(),
-                                               getattr(engine, "why", None)) if text is not None))
+    st.caption(t("train.backend", **backend()))
+    engine = training_pool().engine  # where runs train, and why not in workers where "auto" kept threads
+    st.caption(say(engine.why or engine.describe()))
     with st.expander(t("train.rate_header")):
         st.plotly_chart(learning_rate_curve(*learning_rates(config, n_train), lang=language()), width="stretch",
                         key="rates")

@@ -26,7 +26,9 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import functools
+import operator
 import os
+import pydoc
 import signal
 import subprocess
 import sys
@@ -182,7 +184,10 @@ class DaskEngine:
         from distributed import Event, Queue
         name = f"cnnlab-run-{uuid.uuid4().hex}"
         queue, halt = Queue(name, client=client), Event(name, client=client)
-        future = client.submit(work, {**job, "queue": name}, key=name, pure=False, retries=0)
+        # The task names its function rather than carrying it: the scheduler unpickles every task it is
+        # given, and `work`'s module would load TensorFlow there (0.5 GB, held for good).
+        code = client.submit(pydoc.locate, f"{__name__}.work", key=f"{name}-code", pure=False)
+        future = client.submit(operator.call, code, {**job, "queue": name}, key=name, pure=False, retries=0)
         ended = threading.Event()
         future.add_done_callback(lambda _: ended.set())
         where, halted = None, False
@@ -272,8 +277,9 @@ DASK_ENVIRONMENT = {
     "DASK_DISTRIBUTED__WORKER__MEMORY__SPILL": "False",
     "DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE": "False",
     "DASK_DISTRIBUTED__WORKER__MEMORY__TERMINATE": "0.95",
-    **{f"DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__{name}": "None"
-       for name in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
+    # One variable for the whole mapping: Dask lower-cases a name it reads from a variable of its own.
+    "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": repr(dict.fromkeys(
+        ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"))),
     "DASK_LOGGING__DISTRIBUTED": "warning",
 }
 
@@ -357,6 +363,11 @@ def work(job: dict) -> dict:
     import keras
     from distributed import Event, Queue, get_client, get_worker
 
+    if keras.config.backend() == "tensorflow":
+        # A worker shares its cores with other workers' runs, and TensorFlow's threads then finish their
+        # shares of an op in another order; pinned, a seed gives the same weights alone or beside others.
+        import tensorflow as tf
+        tf.config.experimental.enable_op_determinism()
     client, worker = get_client(), get_worker()
     relay = _Relay(Queue(job["queue"], client=client))
     relay.send(["hello", {"worker": worker.address, "nanny": getattr(worker, "nanny", None), "pid": os.getpid(),
