@@ -77,11 +77,12 @@ def sidebar_link(page, page_key: str):
 
 
 class Watch:
-    """Samples, twice a second, the server's resident memory and the CPU time of the server and of
-    every other process this one started (Playwright's driver and Chromium's processes)."""
+    """Samples, twice a second, the server's resident memory and CPU time, its training workers' included,
+    and the CPU time of every other process this one started (Playwright's driver and Chromium's)."""
 
     def __init__(self, server_pid: int):
         self.server_pid, self.peak_rss = server_pid, 0
+        self.server_family: set[int] = set()  # the server and every process it started (its training workers)
         self.spared: set[str] = set()  # autogroups left at normal priority: the server's, the observers' browser
         self.cpu: dict[int, float] = {}   # pid: CPU seconds, the last seen
         self._stop = threading.Event()
@@ -102,21 +103,23 @@ class Watch:
 
     def sample(self):
         family = descendants(os.getpid())
+        server = {self.server_pid} | descendants(self.server_pid)  # with its training workers, if it has them
+        self.server_family |= server
         for pid in family:
             seconds = cpu_seconds(pid)
             if seconds is not None:
                 self.cpu[pid] = seconds
-            if pid != self.server_pid:
+            if pid not in self.server_family:
                 yield_cpu(pid, self.spared | {autogroup(self.server_pid)})
-        rss = proc_status_bytes(self.server_pid, "VmRSS")
-        self.peak_rss = max(self.peak_rss, rss or 0)
+        rss = sum(proc_status_bytes(pid, "VmRSS") or 0 for pid in server)
+        self.peak_rss = max(self.peak_rss, rss)
 
     def server_cpu(self) -> float:
-        return self.cpu.get(self.server_pid, 0.0)
+        return sum(s for pid, s in self.cpu.items() if pid in self.server_family)
 
     def client_cpu(self) -> float:
         own = os.times()
-        return sum(s for pid, s in self.cpu.items() if pid != self.server_pid) + own.user + own.system
+        return sum(s for pid, s in self.cpu.items() if pid not in self.server_family) + own.user + own.system
 
 
 def descendants(root: int) -> set[int]:
