@@ -32,6 +32,7 @@ class PoolSettings:
     cached_models: int = 4                  # finished runs' models held in memory for every page, server-wide
     engine: str = "auto"                    # where runs train: "workers", "threads", or "auto" (see engines.choose)
     worker_min_mb: int = 1200               # "auto" starts workers only when each may have this much memory
+    reproducible: bool = False              # workers give bit-identical weights for a seed, at a cost in speed
 
     def __post_init__(self):
         limits = {"max_concurrent_runs": (1, 64), "max_run_minutes": (0.001, 24 * 60),
@@ -39,6 +40,8 @@ class PoolSettings:
                   "memory_reserve_mb": (0, 64 * 1024), "workspace_mb": (1, 1024**2), "server_mb": (1, 1024**3),
                   "workspace_days": (0.001, 3650), "cached_models": (1, 64), "worker_min_mb": (200, 1024**2)}
         object.__setattr__(self, "engine", checks.choice(self.engine, "engine", ENGINES))
+        if not isinstance(self.reproducible, bool):
+            raise LabError("choice", name="reproducible", choices="true, false", value=checks.shown(self.reproducible))
         for name, (low, high) in limits.items():
             value = getattr(self, name)
             if name not in ("max_run_minutes", "abandoned_after_seconds", "workspace_days"):

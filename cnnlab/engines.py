@@ -101,8 +101,10 @@ class DaskEngine:
 
     name = "workers"
 
-    def __init__(self, address: str | None = None, workers: int = 1, memory_limit: int = 0, why: Text | None = None):
+    def __init__(self, address: str | None = None, workers: int = 1, memory_limit: int = 0, why: Text | None = None,
+                 reproducible: bool = False):
         self.address, self.workers, self.memory_limit, self.why = address, workers, memory_limit, why
+        self.reproducible = reproducible  # embedded workers only: a cluster's own workers are started by hand
         self.client = None
         self._ready = threading.Event()
         self._failed: Exception | None = None
@@ -115,7 +117,7 @@ class DaskEngine:
         try:
             from distributed import Client
             if self.address is None:
-                processes, scheduler_file = _embedded(self.workers, self.memory_limit)
+                processes, scheduler_file = _embedded(self.workers, self.memory_limit, self.reproducible)
                 self.client = Client(scheduler_file=scheduler_file, set_as_default=False, timeout=60)
             else:
                 self.client = Client(self.address, set_as_default=False, timeout=30)
@@ -284,12 +286,19 @@ DASK_ENVIRONMENT = {
 }
 
 
-def _embedded(workers: int, memory_limit: int) -> tuple[list[subprocess.Popen], str]:
+# What `reproducible = true` sets in every worker. TensorFlow's op determinism (always on in workers) covers
+# its own kernels; the oneDNN kernels it uses on x86 by default may sum a gradient's parts in whatever order
+# their threads finish on some CPUs, so a run beside another can differ from the same run alone in the last
+# bits. Without them, a seed gives the same weights everywhere, and convolutions train slower (bench/README).
+REPRODUCIBLE_ENVIRONMENT = {"TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
+def _embedded(workers: int, memory_limit: int, reproducible: bool = False) -> tuple[list[subprocess.Popen], str]:
     """A scheduler and `workers` worker processes on 127.0.0.1, started with Dask's own commands (as the
     README starts a cluster by hand), each told to end with the thread that starts it."""
     folder = Path(tempfile.mkdtemp(prefix="cnnlab-cluster-"))
     scheduler_file = str(folder / "scheduler.json")
-    env = {**os.environ, **DASK_ENVIRONMENT,
+    env = {**os.environ, **DASK_ENVIRONMENT, **(REPRODUCIBLE_ENVIRONMENT if reproducible else {}),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     dask = [sys.executable, "-m", "dask"]
     scheduler = subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
@@ -332,7 +341,7 @@ def choose(settings: PoolSettings, environ=os.environ) -> ThreadEngine | DaskEng
         engine = ThreadEngine()
         engine.why = Text("engine.threads_why", each=f"{per_worker / 2**30:.1f}", needed=f"{needed / 2**30:.1f}")
         return engine
-    return DaskEngine(workers=workers, memory_limit=max(per_worker, needed))
+    return DaskEngine(workers=workers, memory_limit=max(per_worker, needed), reproducible=settings.reproducible)
 
 
 # -- in the worker ----------------------------------------------------------------------------------------

@@ -52,6 +52,15 @@ def cluster():
     local.close()
 
 
+@pytest.fixture(scope="module")
+def reproducible():
+    """The embedded cluster with two workers, as `reproducible = true` in classroom.toml starts it."""
+    engine = engines.choose(PoolSettings(max_concurrent_runs=2, engine="workers", reproducible=True), environ={})
+    assert isinstance(engine, DaskEngine) and engine.ready(180), getattr(engine, "_failed", None)
+    yield engine
+    engine.close()
+
+
 def lenet(**overrides) -> TrainConfig:
     return TrainConfig(ModelConfig("lenet5"), **{"epochs": 1, "batch_size": 64, "sample": 0.05, **overrides})
 
@@ -170,8 +179,10 @@ def test_two_sessions_runs_train_at_once_on_the_clusters_two_workers(cluster, mn
     assert a.status == b.status == RunStatus.DONE
 
 
-def test_seeded_runs_in_parallel_learn_the_same_weights_as_one_after_another(cluster, mnist):
-    pool = TrainingPool(PoolSettings(), engine=cluster)
+def test_seeded_runs_in_parallel_learn_the_same_weights_as_one_after_another(reproducible, mnist):
+    reproducible.client.wait_for_workers(2, timeout=180)
+    assert set(reproducible.client.run(lambda: os.environ.get("TF_ENABLE_ONEDNN_OPTS")).values()) == {"0"}
+    pool = TrainingPool(PoolSettings(max_concurrent_runs=2), engine=reproducible)
     together = [pool.submit(lenet(seed=seed), mnist) for seed in (3, 4)]
     [wait(run) for run in together]
     apart = [wait(pool.submit(lenet(seed=seed), mnist)) for seed in (3, 4)]
@@ -189,7 +200,10 @@ def test_the_classroom_setting_chooses_where_runs_train(monkeypatch):
     monkeypatch.setattr(DaskEngine, "_start", lambda self: made.append(self) or self._ready.set())
     monkeypatch.setattr("cnnlab.memory.limit_bytes", lambda *a: int(2.7 * GB))  # the largest
     roomy = engines.choose(PoolSettings(), environ={})
-    assert isinstance(roomy, DaskEngine) and roomy.workers == 1
+    assert isinstance(roomy, DaskEngine) and roomy.workers == 1 and not roomy.reproducible
+    assert engines.choose(PoolSettings(reproducible=True), environ={}).reproducible
+    with pytest.raises(LabError, match="reproducible"):
+        PoolSettings(reproducible="yes")
     assert roomy.memory_limit == int(2.7 * GB) - 400 * 2**20  # the server's limit less the reserve
     remote = engines.choose(PoolSettings(engine="threads"), environ={"CNNLAB_CLUSTER": "tcp://10.0.0.5:8786"})
     assert isinstance(remote, DaskEngine) and remote.address == "tcp://10.0.0.5:8786"
