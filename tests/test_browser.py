@@ -77,6 +77,13 @@ def curve_points(page) -> int:
                          " return g && g.data ? g.data[0].x.length : 0; }")
 
 
+def curve_end(page) -> float:
+    """How far the first training line reaches, in epochs (0 before it is drawn). A long run's curve is
+    thinned to a fixed number of points, so its growth shows here and not in the count of points."""
+    return page.evaluate("() => { const g = document.querySelector('[class*=\"st-key-live-\"] .js-plotly-plot');"
+                         " const x = g && g.data ? g.data[0].x : []; return x.length ? Number(x[x.length - 1]) : 0; }")
+
+
 def quick_lenet(page, epochs: int = 3) -> None:
     """The Train page's LeNet-5 for `epochs` on a tenth of the digits (6,000): its default is the
     lecture's own run, 10 epochs on all 60,000, which takes minutes."""

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.app_server import CHROMIUM, app_server
-from tests.test_browser import browser, curve_points, progress_text, quick_lenet, settle, shot, wait_for  # noqa: F401
+from tests.test_browser import browser, curve_end, curve_points, progress_text, quick_lenet, settle, shot, wait_for  # noqa: F401
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")]
@@ -47,7 +47,8 @@ def test_a_reload_and_a_second_tab_reattach_to_the_run_and_stop_it(browser, tmp_
 
         first.reload()                                # a phone's tab reloads
         settle(first)
-        drawn = wait_for(lambda: curve_points(first), 30, "the curve after the reload")
+        wait_for(lambda: curve_points(first), 30, "the curve after the reload")
+        drawn = curve_end(first)
         wait_for(lambda: "epoch" in progress_text(first), 10, "the live progress after the reload")
         assert button(first, "Stop").is_enabled()
         assert not button(first, "Start").is_enabled()
@@ -55,8 +56,9 @@ def test_a_reload_and_a_second_tab_reattach_to_the_run_and_stop_it(browser, tmp_
         second = tab(browser)                         # the same link on another device
         second.goto(link)
         settle(second)
-        seen = wait_for(lambda: curve_points(second), 30, "the live run in the second tab")
-        wait_for(lambda: curve_points(second) > seen and curve_points(first) > drawn, 30, "both tabs to see it move")
+        wait_for(lambda: curve_points(second), 30, "the live run in the second tab")
+        seen = curve_end(second)
+        wait_for(lambda: curve_end(second) > seen and curve_end(first) > drawn, 30, "both tabs to see it move")
         shot(second, "Workspace-second-tab")
 
         stranger = tab(browser)                       # no link: a new workspace, none of the others' runs
