@@ -19,7 +19,7 @@ from cnnlab.runner import BackgroundRun, RunStatus
 from cnnlab.runs import history_json
 from cnnlab.training import learning_rates
 
-from . import links, session
+from . import links, network, session
 from .resources import dataset, store, training_pool
 from .text import arch_title, class_name, duration, gigabytes, language, run_label, say, settings_text, t
 from .widgets import offer_suggestions, refusal
@@ -175,8 +175,12 @@ def _progress(run: BackgroundRun) -> None:
                else t("train.eta", duration=duration(p.eta)))
         st.progress(p.fraction, text=t("train.progress", run=run_label(run), epoch=p.epoch, epochs=p.epochs,
                                        step=p.step, steps=p.steps, elapsed=duration(p.elapsed), eta=eta))
-        st.plotly_chart(_live_curves(run), width="stretch", key=f"live-{run.id}")
-        st.caption(t("train.curves_note"))
+        curves_col, network_col = st.columns([3, 2]) if run.active else (st.container(), None)
+        curves_col.plotly_chart(_live_curves(run), width="stretch", key=f"live-{run.id}")
+        curves_col.caption(t("train.curves_note"))
+        if network_col is not None:
+            with network_col:
+                network.panel(run, live=True)
     else:
         st.progress(0.0, text=t("train.preparing", run=run_label(run),
                                 status=say(run.status_text) if run.status_text else t("train.building")))
@@ -227,6 +231,7 @@ def results(epochs: int | None) -> None:
     elif last.status == RunStatus.STOPPED:
         st.warning(t("train.stopped", run=f"#{last.id}", reason=say(last.stop_reason), batches=trained_here))
     st.metric(t("evaluate.accuracy"), f"{result.test_accuracy:.2%}" if result.test_accuracy is not None else "-")
+    network.panel(last, live=False)
     if last.collapse is not None and result.epochs_completed:  # a run stopped early has not converged anywhere
         st.error(t("train.collapsed", share=f"{last.collapse.share:.0%}",
                    name=class_name(result.class_names, last.collapse.class_index)))

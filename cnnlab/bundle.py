@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from . import checks, memory
+from . import checks, memory, snapshots
 from .architectures import ModelConfig, build_model, build_without_weights, get_architecture
 from .errors import LabError, Text
 from .training import RECIPES, History, Run, TrainConfig, make_optimizer, one_cycle
@@ -51,13 +51,15 @@ class Packed:
     bundle: bytes
     predictions: np.ndarray | None
     epochs: int
+    snapshots: bytes | None = None  # its snapshots so far (snapshots.encode), kept beside its bundle
 
 
 def pack(run: Run) -> Packed:
     """The run as it stands, packed as a checkpoint is kept (arrays stored, not compressed)."""
     out = io.BytesIO()
     write_bundle(run, out, compress=False)
-    return Packed(out.getvalue(), run.test_predictions, run.epochs_completed)
+    return Packed(out.getvalue(), run.test_predictions, run.epochs_completed,
+                  snapshots.encode(run.snapshots) if run.snapshots else None)
 
 
 def bundle_bytes(run: Run) -> bytes:

@@ -41,11 +41,12 @@ from pathlib import Path
 import numpy as np
 from distributed import WorkerPlugin
 
-from . import memory
+from . import memory, snapshots
 from .bundle import Packed, pack, read_bundle
 from .classroom import PoolSettings
 from .data import Dataset, load_dataset
 from .errors import LabError, Text
+from .snapshots import Snapshot
 from .training import Progress, Run, RunInterrupted, TrainConfig, train
 
 CHECKPOINT_SHARE = 0.05    # the most of a run's training time that saving it at epochs' ends may take
@@ -440,6 +441,9 @@ class _Relay:
     def on_note(self, text, lasting: bool = True) -> None:
         self.send(["note", _wire(text), lasting])
 
+    def on_snapshot(self, snapshot: Snapshot) -> None:
+        self.send(["snapshot", snapshots.encode([snapshot])])
+
     def on_checkpoint(self, run: Run) -> None:
         if not self.pace.due():
             return
@@ -471,6 +475,10 @@ def _dispatch(item: list, listener, where: dict | None, future) -> dict | None:
         listener.on_epoch(Progress(*item[1]))
     elif kind == "note":
         listener.on_note(_unwire(item[1]), item[2])
+    elif kind == "snapshot":
+        shown = getattr(listener, "on_snapshot", None)
+        if shown is not None:
+            shown(snapshots.decode(item[1])[0])
     elif kind == "checkpoint":
         keep = getattr(listener, "on_checkpoint", None)
         if keep is not None:
@@ -485,12 +493,12 @@ def _packed(run: Run) -> dict:
 
 def _packed_wire(packed: Packed) -> dict:
     predictions = None if packed.predictions is None else np.asarray(packed.predictions, np.int16).tobytes()
-    return {"bundle": packed.bundle, "predictions": predictions, "epochs": packed.epochs}
+    return {"bundle": packed.bundle, "predictions": predictions, "epochs": packed.epochs, "snapshots": packed.snapshots}
 
 
 def _packed_unwire(wire: dict) -> Packed:
     predictions = None if wire["predictions"] is None else np.frombuffer(wire["predictions"], np.int16).astype(np.int64)
-    return Packed(wire["bundle"], predictions, wire["epochs"])
+    return Packed(wire["bundle"], predictions, wire["epochs"], wire.get("snapshots"))
 
 
 def _unpack(result: dict) -> Run:
@@ -498,6 +506,7 @@ def _unpack(result: dict) -> Run:
     packed = _packed_unwire(result["packed"])
     run = read_bundle(packed.bundle, len(packed.bundle) + 1, optimizer=False)
     run.test_predictions, run.packed = packed.predictions, packed
+    run.snapshots = snapshots.decode(packed.snapshots) if packed.snapshots else []
     run.notes, run.stopped, run.seen_before = [_unwire(n) for n in result["notes"]], result["stopped"], \
         result["seen_before"]
     return run

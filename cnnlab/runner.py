@@ -32,6 +32,7 @@ from .data import Dataset
 from .engines import SavePace, ThreadEngine
 from .errors import LabError, Text
 from .inference import Collapse, detect_collapse
+from .snapshots import Snapshot, Snapshots
 from .training import History, Progress, Run, RunInterrupted, TrainConfig
 
 
@@ -92,6 +93,7 @@ class BackgroundRun:
         self.seen_at = time.monotonic()       # the last time the learner's browser asked about it
         self._pace = SavePace()
         self.worker: dict | None = None       # the worker process it trains in, if not this one: address, pid
+        self.shots = Snapshots()              # its network as it trains: the kept snapshots and the latest
 
     @property
     def active(self) -> bool:
@@ -143,6 +145,18 @@ class BackgroundRun:
 
     def on_worker(self, worker: dict) -> None:
         self.worker = worker
+
+    def on_snapshot(self, snapshot: Snapshot) -> None:
+        self.shots.add(snapshot)
+
+    @property
+    def snapshots(self) -> list[Snapshot]:
+        """Its start and epochs' ends so far, to scrub through; a finished run's as it keeps them."""
+        return self.run.snapshots if self.run is not None and self.run.snapshots else list(self.shots.kept)
+
+    @property
+    def latest_snapshot(self) -> Snapshot | None:
+        return self.shots.latest
 
     def on_checkpoint(self, run, planned: int | None = None) -> None:
         """An epoch has ended: keep the run as it stands, so that a crash from here on loses nothing of

@@ -29,6 +29,7 @@ from .devices import check_batch, choose, data_parallel, local_value, padded, pr
 from .errors import LabError, Text
 from .features import Stopped, base_features
 from .pretrained import WeightsUnavailable
+from .snapshots import Camera, Snapshot
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,7 @@ class Listener(Protocol):
     # a passing status, such as the features computed so far, replaced by the next one
     # A listener may also have `on_checkpoint(run)`: called at the end of every epoch with the run as it
     # stands (its model holds every weight trained so far, its test score is that epoch's), to save it.
+    # And `on_snapshot(snapshot)`: the run then takes snapshots of its network as it trains (cnnlab.snapshots).
 
 
 @dataclass
@@ -214,6 +216,7 @@ class Run:
     error: Exception | None = None  # what interrupted it, when something did (see RunInterrupted)
     seen_before: int = 0          # images an earlier run had trained on, when this one continues it
     packed: object | None = None  # its bundle as the process that trained it wrote it (a bundle.Packed)
+    snapshots: list[Snapshot] = field(default_factory=list)  # its filters and maps at its start and epochs' ends
 
     @property
     def epochs_completed(self) -> int:
@@ -404,7 +407,7 @@ def _fit(run: Run, inputs: _Inputs, data: Dataset, listener, stop: threading.Eve
         if cycle is not None and trained.optimizer.built:  # this run's cycle starts where the count carried on
             cycle.start = _micro_batches(trained.optimizer)
     bridge = _Bridge(run, listener, stop, steps, micro_batch, len(data.x_train), (inputs.x_test, data.y_test),
-                     initial_epoch, settle=lambda: _settle(run, inputs))
+                     initial_epoch, settle=lambda: _settle(run, inputs), camera=_camera(run, data, listener))
     start = time.perf_counter()
     try:
         trained.fit(x_train, y_train, batch_size=feed, epochs=initial_epoch + config.epochs,
@@ -546,12 +549,22 @@ def _note(listener, text: Text, lasting: bool = True) -> None:
         listener.on_note(text, lasting)
 
 
+def _camera(run: Run, data: Dataset, listener) -> Camera | None:
+    """Snapshots of the network as it trains, for a listener that shows them: of the whole network where
+    the whole network trains (a frozen base's filters do not change), on the first test image."""
+    wanted = getattr(listener, "on_snapshot", None) is not None and len(data.x_test) > 0
+    if not wanted or processes() > 1 or get_architecture(run.config.model.arch).head is not None:
+        return None
+    return Camera(run.model, data.x_test[0], image_index=0)
+
+
 class _Bridge(keras.callbacks.Callback):
     """Turns Keras's callbacks into Progress for the listener, validates, and honours stop."""
 
     def __init__(self, run: Run, listener, stop: threading.Event, steps: int, micro_batch: int, n_train: int,
-                 validation, initial_epoch: int = 0, settle=None):
+                 validation, initial_epoch: int = 0, settle=None, camera: Camera | None = None):
         super().__init__()
+        self.camera = camera
         self.settle = settle  # puts what trained into the whole network, for a checkpoint
         self.run, self.listener, self.stop = run, listener, stop
         self.steps, self.micro_batch, self.n_train, self.validation = steps, micro_batch, n_train, validation
@@ -563,6 +576,7 @@ class _Bridge(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.start = time.perf_counter()
+        self._snapshot("start", self.initial_epoch, self.initial_epoch)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.epoch_start = epoch + 1, time.perf_counter()
@@ -575,6 +589,8 @@ class _Bridge(keras.callbacks.Callback):
                                          "loss": progress.loss, "accuracy": progress.accuracy})
         if self.listener is not None:
             self.listener.on_batch(progress)
+        if self.camera is not None and step < self.steps and self.camera.live_due():
+            self._snapshot("live", self.epoch - 1 + step / self.steps, self.epoch)
         if self.stop.is_set():
             self.stopped = True
             self.model.stop_training = True
@@ -591,7 +607,15 @@ class _Bridge(keras.callbacks.Callback):
                                         "seconds": round(time.perf_counter() - self.epoch_start, 3)})
         if self.listener is not None:
             self.listener.on_epoch(progress)
+        self._snapshot("epoch", self.epoch, self.epoch)
         self._checkpoint()
+
+    def _snapshot(self, kind: str, at: float, epoch: int) -> None:
+        if self.camera is None:
+            return
+        snapshot = self.camera.take(kind, at, epoch)
+        self.run.snapshots = self.camera.snapshots.kept
+        self.listener.on_snapshot(snapshot)
 
     def _checkpoint(self) -> None:
         """The run as it stands at this epoch's end, for a listener that keeps it (one process only)."""

@@ -4,6 +4,7 @@ loses nothing of a finished epoch.
     <data folder>/index.sqlite3          the index (SQLite, WAL): workspaces, their runs and how each stands
     <data folder>/runs/<n>/bundle.zip    run n as it stood at its last finished epoch, or as it ended (`bundle`)
     <data folder>/runs/<n>/predictions.npz  its predicted class of every test image, at the bundle's epoch
+    <data folder>/runs/<n>/snapshots.npz    its network at its start and epochs' ends (cnnlab.snapshots)
 
 The data folder is `CNNLAB_DATA_DIR`, else `cnnlab` in the user's cache folder (`XDG_CACHE_HOME`, else
 `~/.cache`). One server uses one data folder: when it starts, the runs the index still lists as
@@ -44,12 +45,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import i18n
+from . import i18n, snapshots
 from .bundle import Packed, read_bundle, write_bundle
 from .classroom import PoolSettings
 from .errors import LabError, Text, in_language
 from .inference import Collapse
 from .runner import BackgroundRun, RunStatus, curves
+from .snapshots import Snapshot
 from .training import History, Progress, Run, TrainConfig
 
 TOKEN_BYTES = 24                      # 192 bits, written in 32 URL-safe characters
@@ -254,6 +256,17 @@ class StoredRun:
     def collapse(self) -> Collapse | None:
         found = self.outcome.get("collapse")
         return Collapse(int(found[0]), found[1], float(found[2])) if found else None
+
+    @property
+    def snapshots(self) -> list[Snapshot]:
+        try:
+            return self.store.snapshots(self.id)
+        except FileNotFoundError:
+            return []
+
+    @property
+    def latest_snapshot(self) -> Snapshot | None:
+        return (self.snapshots or [None])[-1]
 
     def touch(self) -> None:
         """Nothing trains here to be kept alive."""
@@ -541,6 +554,10 @@ class Store:
                 write_atomic(folder / "predictions.npz", buffer.getvalue())
             write_atomic(folder / "bundle.zip",
                          run.bundle if isinstance(run, Packed) else lambda f: write_bundle(run, f, compress=False))
+            shots = run.snapshots if isinstance(run, Packed) else snapshots.encode(run.snapshots) if run.snapshots \
+                else None
+            if shots:
+                write_atomic(folder / "snapshots.npz", shots)
         if epochs is not None:  # None: the row's count, as of its last checkpoint, stands
             more = {"epochs_done": epochs, **more}
         size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
@@ -670,6 +687,25 @@ class Store:
             if found.ndim == 1 and epochs == run.epochs_completed and run.dataset.get("n_test") in (0, len(found)):
                 run.test_predictions = found.astype(np.int64)
         return run
+
+    def snapshots(self, run_id: int) -> list[Snapshot]:
+        """A saved run's snapshots (none for a run saved without them); read once per version of the file."""
+        path = self._folder(run_id) / "snapshots.npz"
+        if not path.is_file():
+            return []
+        version = (run_id, "snapshots", path.stat().st_mtime_ns)
+        with self._lock:
+            if version in self._curves:
+                return self._curves[version]
+        try:
+            found = snapshots.decode(path.read_bytes())
+        except (OSError, ValueError, KeyError):  # a damaged file costs the pictures, not the run
+            found = []
+        with self._lock:
+            self._curves[version] = found
+            while len(self._curves) > 64:
+                self._curves.popitem(last=False)
+        return found
 
     def curves(self, run_id: int, planned: int = 0) -> tuple[list[Progress], list[Progress]]:
         """A saved run's curves, read from its bundle's history alone (no model is built); `planned`

@@ -96,6 +96,8 @@ def test_a_run_trains_in_a_worker_with_live_curves_and_comes_back_whole(embedded
     assert len(run.epochs) == 2 and run.run.epochs_completed == 2 and run.run.test_predictions is not None
     stored = store.get(run.id)
     assert (stored.status, stored.epochs_done) == (RunStatus.DONE, 2)
+    # the network's snapshots crossed too: live ones while it trained, and the start and each epoch's end kept
+    assert run.latest_snapshot is not None and [s.kind for s in stored.snapshots] == ["start", "epoch", "epoch"]
     again = store.load(run.id)  # the bundle on disk has the optimizer's state to continue from
     assert again.optimizer is not None and all(np.array_equal(a, b) for a, b in zip(
         weights(run), again.model.get_weights()))
