@@ -57,7 +57,7 @@ def feature_maps(model: keras.Model, image: np.ndarray, max_channels: int = MAX_
     max_channels = checks.whole(max_channels, "max_channels", 1)
     chosen = spatial_layers(model)
     probe = keras.Model(model.input, [layer.output for layer in chosen])
-    outputs = probe.predict(_batch_of_one(model, image), verbose=0)
+    outputs = probe.predict(batch_of_one(model, image), verbose=0)
     result = []
     for layer, output in zip(chosen, outputs if isinstance(outputs, list) else [outputs]):
         maps = np.moveaxis(np.asarray(output[0], dtype=np.float32), -1, 0)   # (C, H, W)
@@ -98,12 +98,12 @@ def grad_cam(model: keras.Model, image: np.ndarray, class_index: int | None = No
     default layer is the last one whose map is still wider than one pixel (LeNet's C5 is 1x1 and
     could not point anywhere), not counting pooling and padding, that every path passes through.
     """
-    probabilities = model.predict(_batch_of_one(model, image), verbose=0)[0]
+    probabilities = model.predict(batch_of_one(model, image), verbose=0)[0]
     if class_index is None:
         class_index = int(np.argmax(probabilities))
     class_index = checks.whole(class_index, "class_index", 0, len(probabilities) - 1)
     layer, head = _cam_layer(model, layer_name)
-    features = keras.Model(model.input, layer.output).predict(_batch_of_one(model, image), verbose=0)
+    features = keras.Model(model.input, layer.output).predict(batch_of_one(model, image), verbose=0)
     gradients = _gradient_of_log_probability(head, features, class_index)
     weights = gradients.mean(axis=(1, 2))                                  # (1, C): each channel's importance
     cam = np.maximum((features * weights[:, None, None, :]).sum(axis=-1)[0], 0)   # (h, w)
@@ -243,7 +243,7 @@ def _bilinear(grid: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarra
     return top * (1 - fr) + bottom * fr
 
 
-def _batch_of_one(model, image) -> np.ndarray:
+def batch_of_one(model, image) -> np.ndarray:
     expected = tuple(model.input.shape[1:])
     try:
         image = np.asarray(image)
