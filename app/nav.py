@@ -18,7 +18,8 @@ from .text import language, t
 PAGES = (("streamlit_app.py", "home", "🏠"), ("pages/1_Architecture.py", "architecture", "🧱"),
          ("pages/2_Data.py", "data", "🖼️"), ("pages/3_Train.py", "train", "📈"), ("pages/4_Predict.py", "predict", "🔍"),
          ("pages/5_Evaluate.py", "evaluate", "🧮"), ("pages/6_Inside.py", "inside", "🔬"),
-         ("pages/7_Your_image.py", "your_image", "✏️"), ("pages/8_Zoo.py", "zoo", "🦒"),
+         ("pages/10_How_it_computes.py", "computes", "🔢"), ("pages/7_Your_image.py", "your_image", "✏️"),
+         ("pages/8_Zoo.py", "zoo", "🦒"),
          ("pages/9_Lessons.py", "lessons", "🎓"))
 TRAIN_PAGE = "pages/3_Train.py"
 HEARTBEAT_SECONDS = 5  # far below any sensible abandoned_after_seconds, even in a throttled background tab

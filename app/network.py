@@ -19,10 +19,10 @@ def panel(run, live: bool) -> None:
     if cnnlab.get_architecture(run.config.model.arch).head is not None:
         st.caption(t("train.network_frozen"))
         return
-    snapshot = run.latest_snapshot if live else _scrubbed(run)
-    if snapshot is None:
+    if (run.latest_snapshot if live else (run.snapshots or [None])[-1]) is None:
         return
     st.subheader(t("train.network_title"))
+    snapshot = run.latest_snapshot if live else _scrubbed(run)
     if live:
         st.caption(t("train.network_live", at=f"{snapshot.at:.2f}"))
     filters = snapshot.filters

@@ -215,6 +215,55 @@ def channel_values(values: np.ndarray, lang: str = "en") -> go.Figure:
     return fig
 
 
+def number_grid(values: np.ndarray, lang: str = "en", padding: np.ndarray | None = None, signed: bool = False,
+                mark: tuple[int, int] | None = None, height: int = 260) -> go.Figure:
+    """A small grid of numbers (a patch, a kernel, their products, a pooling window), each written in its
+    cell; `padding` cells (outside the input) are shown empty, `mark` (row, col) is outlined."""
+    values = np.asarray(values, dtype=np.float64)
+    shown = np.where(padding, np.nan, values) if padding is not None else values
+    text = [["" if np.isnan(v) else f"{v + 0.0:.3g}" for v in row] for row in shown]  # + 0.0: no "-0"
+    fig = go.Figure(go.Heatmap(z=shown, text=text, texttemplate="%{text}", textfont=dict(size=10),
+                               colorscale="RdBu" if signed else "Greys", reversescale=not signed,
+                               zmid=0 if signed else None, zmin=None if signed else float(np.nanmin(shown)),
+                               showscale=False, hovertemplate=_t("grid_hover", lang, row="%{y}", col="%{x}",
+                                                                 value="%{z:.4g}") + "<extra></extra>"))
+    if mark is not None:
+        fig.add_shape(type="rect", x0=mark[1] - 0.5, x1=mark[1] + 0.5, y0=mark[0] - 0.5, y1=mark[0] + 0.5,
+                      line=dict(color=PALETTE[1], width=3))
+    fig.update_layout(height=height, margin=dict(l=4, r=4, t=4, b=4), xaxis=dict(visible=False, constrain="domain"),
+                      yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"))
+    return fig
+
+
+def picture_with_boxes(values: np.ndarray, boxes: Sequence[tuple[int, int, int, int]] = (), lang: str = "en",
+                       clickable: bool = False, height: int = 300) -> go.Figure:
+    """A map or an image (h, w) or (h, w, 3) with rectangles (top, left, bottom, right, inclusive) drawn on
+    it: the patch a kernel reads, the cell it writes, the region a deep cell sees. With `clickable`, a
+    click (or a tap) on a cell selects it: a point at every cell's centre, x its column and y its row."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 3:
+        low, high = values.min(), values.max()
+        trace = go.Image(z=np.round((values - low) / max(high - low, 1e-12) * 255).astype(np.uint8))
+    else:
+        trace = go.Heatmap(z=values, colorscale="Greys", reversescale=True, showscale=False,
+                           hovertemplate=_t("grid_hover", lang, row="%{y}", col="%{x}", value="%{z:.4g}")
+                           + "<extra></extra>")
+    fig = go.Figure(trace)
+    h, w = values.shape[:2]
+    if clickable:
+        rows, cols = np.mgrid[0:h, 0:w]
+        cell = dict(size=max(4, 300 // max(h, w)), opacity=0.01, symbol="square", color="#000")
+        fig.add_trace(go.Scatter(x=cols.ravel(), y=rows.ravel(), mode="markers", marker=cell, showlegend=False,
+                                 hovertemplate=_t("cell_hover", lang, row="%{y}", col="%{x}") + "<extra></extra>"))
+    for i, (top, left, bottom, right) in enumerate(boxes):
+        fig.add_shape(type="rect", x0=left - 0.5, x1=right + 0.5, y0=top - 0.5, y1=bottom + 0.5,
+                      line=dict(color=PALETTE[(1 + i) % len(PALETTE)], width=2 if i else 3))
+    fig.update_layout(height=height, margin=dict(l=4, r=4, t=4, b=4), clickmode="event+select", dragmode=False,
+                      xaxis=dict(visible=False, range=[-0.5, w - 0.5], constrain="domain"),
+                      yaxis=dict(visible=False, range=[h - 0.5, -0.5], scaleanchor="x"))
+    return fig
+
+
 def _t(key: str, lang: str, **values) -> str:
     return i18n.text(f"charts.{key}", lang, **values)
 

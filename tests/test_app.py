@@ -283,7 +283,8 @@ def from_the_catalogue(text: str, lang: str) -> bool:
 
 
 ALL_PAGES = [path for path, _, _ in __import__("app.nav").nav.PAGES]
-MODEL_PAGES = ["pages/4_Predict.py", "pages/5_Evaluate.py", "pages/6_Inside.py", "pages/7_Your_image.py"]
+MODEL_PAGES = ["pages/4_Predict.py", "pages/5_Evaluate.py", "pages/6_Inside.py", "pages/7_Your_image.py",
+               "pages/10_How_it_computes.py"]
 
 
 def strays(at: AppTest, lang: str) -> list[str]:

@@ -1,0 +1,67 @@
+"""The How it computes page in the app: every layer of the learner's own trained LeNet-5, stepped through
+in order, shows its arithmetic and agrees with the model, in both languages; the output-size tab explains
+every layer and AlexNet's 224/227 case without a trained run."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_app import no_exceptions, page, same_workspace, trained_session  # noqa: F401
+
+PAGE = "pages/10_How_it_computes.py"
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_every_layer_of_the_learners_run_shows_its_arithmetic_and_agrees_with_the_model(trained_session, lang):  # noqa: F811
+    def opened_at(step: int):
+        at = same_workspace(trained_session, page(PAGE))
+        at.session_state["language"], at.session_state["computes-step-lenet5"] = lang, step
+        return no_exceptions(at.run())
+
+    options = opened_at(0).selectbox(key="computes-step-lenet5").options
+    assert len(options) == 10 and "c1_conv" in options[2] and "predictions" in options[-1]
+    same = "같은 숫자" if lang == "ko" else "the same number"
+    for i, option in enumerate(options):
+        at = opened_at(i)
+        assert not at.error, [e.value for e in at.error]
+        checked = [s.value for s in at.success]
+        if "prep_" in option:  # the preprocessing inside the model: nothing to compute
+            continue
+        assert checked, option
+        if "predictions" in option:  # the softmax: its probabilities, as the Predict page has them
+            assert any(("예측 페이지" if lang == "ko" else "the Predict page shows") in c for c in checked)
+            assert len(at.dataframe[0].value) == 10
+        else:
+            assert all(same in c for c in checked), (option, checked)
+
+
+def test_a_convolution_cell_moves_with_the_sliders_and_shows_its_output_size(trained_session):  # noqa: F811
+    at = no_exceptions(same_workspace(trained_session, page(PAGE)).run())
+    at.selectbox(key="computes-step-lenet5").select_index(2).run()   # c1_conv, after the padding and the scaling
+    at.slider(key="computes-row-c1_conv").set_value(27).run()
+    at.slider(key="computes-col-c1_conv").set_value(27).run()
+    no_exceptions(at)
+    assert any("rows 27 to 31, columns 27 to 31" in c.value for c in at.caption)  # the last 5x5 patch of 32x32
+    assert any("⌊(32 + 0 − 5) / 1⌋ + 1" in m.value and "**28**" in m.value for m in at.markdown)
+    at.selectbox(key="computes-step-lenet5").select_index(6).run()   # c5_conv: 5x5 on a 5x5 map
+    assert any("in effect, a dense layer" in i.value for i in at.info)
+
+
+def test_the_output_size_tab_works_without_a_run_and_settles_alexnets_224_and_227():
+    at = no_exceptions(page(PAGE).run())
+    assert "no trained model" in at.info[0].value  # the steps ask for a trained run; the sizes are there all the same
+    at.selectbox(key="computes-size-arch").set_value("alexnet").run()
+    at.number_input(key="computes-size-alexnet").set_value(224).run()
+    table = at.dataframe[0].value
+    conv1 = table[table.iloc[:, 0] == "conv1"].iloc[0]
+    assert conv1.iloc[3] == "54x54x96" and "53.25" in conv1.iloc[4] and "**54**" in conv1.iloc[4]
+    assert any("At 227 pixels they fit exactly, and the map is 55 wide" in w.value for w in at.warning)
+    at.number_input(key="computes-size-alexnet").set_value(227).run()
+    conv1 = at.dataframe[0].value.iloc[:, 3][list(at.dataframe[0].value.iloc[:, 0]).index("conv1")]
+    assert conv1 == "55x55x96"
+    at.slider(key="computes-calc-k").set_value(3).run()
+    at.slider(key="computes-calc-s").set_value(4).run()
+    assert any("skip pixels" in w.value for w in at.warning)   # a stride larger than the kernel
+    at.slider(key="computes-calc-n").set_value(2).run()
+    at.slider(key="computes-calc-k").set_value(5).run()
+    assert not at.exception and any("5" in w.value for w in at.warning)  # a window larger than the input: told
