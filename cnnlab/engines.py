@@ -290,7 +290,7 @@ DASK_ENVIRONMENT = {
 # What `reproducible = true` sets in every worker. TensorFlow's op determinism (always on in workers) covers
 # its own kernels; the oneDNN kernels it uses on x86 by default may sum a gradient's parts in whatever order
 # their threads finish on some CPUs, so a run beside another can differ from the same run alone in the last
-# bits. Without them, a seed gives the same weights everywhere, and convolutions train slower (bench/README).
+# bits. Without them, a seed gives the same weights everywhere, and runs train slower (bench/reproducible.py).
 REPRODUCIBLE_ENVIRONMENT = {"TF_ENABLE_ONEDNN_OPTS": "0"}
 
 
