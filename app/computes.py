@@ -155,6 +155,8 @@ def _activation(traced_: compute.Trace, step: compute.Step) -> None:
     index = _cell_index(step)
     c = compute.activation_cell(traced_, step.layer, index)
     _checked("computes.activation_checked", c.after, c.model_value, c.matches, function=c.function, z=_n(c.before))
+    if len(index) == 3:
+        _region(traced_, step, *index[:2])
 
 
 def _batch_norm(traced_: compute.Trace, step: compute.Step) -> None:
@@ -163,6 +165,8 @@ def _batch_norm(traced_: compute.Trace, step: compute.Step) -> None:
     st.markdown(t("computes.batch_norm", x=_n(c.x), mean=_n(c.mean), variance=_n(c.variance), epsilon=_n(c.epsilon),
                   gamma=_n(c.gamma), beta=_n(c.beta), normalised=_n(c.normalised)))
     _checked("computes.result_checked", c.output, c.model_value, c.matches)
+    if len(index) == 3:
+        _region(traced_, step, *index[:2])
 
 
 # --- Flatten, dense, softmax --------------------------------------------------------------------------------------

@@ -65,3 +65,32 @@ def test_the_output_size_tab_works_without_a_run_and_settles_alexnets_224_and_22
     at.slider(key="computes-calc-n").set_value(2).run()
     at.slider(key="computes-calc-k").set_value(5).run()
     assert not at.exception and any("5" in w.value for w in at.warning)  # a window larger than the input: told
+
+
+@pytest.mark.parametrize("name, overrides, kinds", [
+    ("alexnet", {"input_size": 163, "width": 0.125}, {"conv", "pool_max", "flatten", "dense", "dropout", "softmax"}),
+    ("vgg19", {"input_size": 32, "width": 0.0625, "knobs": {"norm": "batch"}},
+     {"conv", "batch_norm", "activation", "pool_max", "flatten", "dense", "softmax"}),
+])
+def test_the_lectures_deep_networks_step_through_colour_images_and_normalisation(name, overrides, kinds):
+    """A learner's own AlexNet (stride 4, colour patches) and VGG19 with batch normalisation: every
+    layer's step agrees with the model, in a workspace that holds the run as the app keeps it."""
+    from app.resources import store
+    from cnnlab import ModelConfig, TrainConfig, compute, load_dataset
+    from cnnlab.training import train
+
+    run = train(TrainConfig(ModelConfig(name, **overrides), epochs=1, batch_size=16, sample=0.01, seed=1),
+                data=load_dataset("cifar10"))
+    workspace = store().create_workspace()
+    store().import_run(workspace, run, "a learner's run")
+    steps = compute.steps(run.model)
+    assert kinds <= {step.kind for step in steps}
+    for i, step in enumerate(steps):
+        at = page(PAGE)
+        at.query_params["ws"] = workspace
+        at.session_state[f"computes-step-{run.model.name}"] = i
+        no_exceptions(at.run())
+        assert not at.error, (step.layer, [e.value for e in at.error])
+        if step.kind not in ("preprocessing", "dropout", "other"):
+            assert at.success and all("the same number" in s.value or "Predict page" in s.value for s in at.success), \
+                step.layer
