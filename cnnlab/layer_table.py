@@ -29,6 +29,7 @@ from .errors import LabError
 
 COLUMNS = ("name", "type", "kind", "output_shape", "params", "macs", "activations",
            "receptive_field", "effective_stride", "trainable_params", "inputs")
+_GLOBAL = (layers.GlobalAveragePooling2D, layers.GlobalMaxPooling2D)  # to one value per channel (1x1 with keepdims)
 _WINDOWED = (layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D, layers.MaxPooling2D,
              layers.AveragePooling2D)
 
@@ -140,7 +141,7 @@ def layer_table(model: keras.Model | ModelConfig | str, **overrides) -> LayerTab
             kernel, stride, dilation = _window(layer)
             rf += (dilation * (kernel - 1)) * jump
             jump *= stride
-        elif len(shape) < 4:  # Flatten, pooling to a vector, Dense: every unit sees the whole image
+        elif len(shape) < 4 or isinstance(layer, _GLOBAL):  # Flatten, global pooling, Dense: the whole image
             rf, jump = max(rf, side), None
         field[layer.name] = (rf, jump)
         rows.append(_row(layer, "layer", in_shape, shape, rf, jump, names))
