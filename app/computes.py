@@ -20,6 +20,7 @@ AUTOPLAY_SECONDS = 0.5  # one output cell after another; each step is a round tr
 SHOWN_CHANNELS = 3      # a deep kernel reads hundreds of channels: the few that add the most are drawn
 CLICKABLE_CELLS = 4096  # maps of up to 64x64 cells take a click; larger ones, the sliders
 TOP_CLASSES = 10
+STILL = {"displayModeBar": False}  # pictures and grids of numbers: nothing to zoom or pan, and a phone's taps select
 
 
 def chosen():
@@ -88,7 +89,7 @@ def _conv(traced_: compute.Trace, step: compute.Step) -> None:
             shown = _channels_by_contribution(c.products)
             st.plotly_chart(picture_with_boxes(_channel_picture(traced_.input_of(step.layer), shown[0]),
                                                [(c.top, c.left, c.bottom, c.right)], lang=language()),
-                            width="stretch", key=f"computes-in-{step.layer}")
+                            width="stretch", config=STILL, key=f"computes-in-{step.layer}")
         with right:
             st.caption(t("computes.output_cell", filter=f, row=row, col=col))
             _clickable_map(traced_.output_of(step.layer)[..., f], (row, col), step)
@@ -109,13 +110,13 @@ def _conv_arithmetic(c: compute.ConvCell) -> None:
         size = max(200, 36 * c.patch.shape[0])
         patch_col.caption(t("computes.patch"))
         patch_col.plotly_chart(number_grid(c.patch[..., ch], language(), padding=c.is_padding, height=size),
-                               width="stretch", key=f"computes-patch-{ch}")
+                               width="stretch", config=STILL, key=f"computes-patch-{ch}")
         kernel_col.caption(t("computes.kernel"))
         kernel_col.plotly_chart(number_grid(c.kernel[..., ch], language(), signed=True, height=size),
-                                width="stretch", key=f"computes-kernel-{ch}")
+                                width="stretch", config=STILL, key=f"computes-kernel-{ch}")
         product_col.caption(t("computes.products"))
         product_col.plotly_chart(number_grid(c.products[..., ch], language(), signed=True, padding=c.is_padding,
-                                             height=size), width="stretch", key=f"computes-products-{ch}")
+                                             height=size), width="stretch", config=STILL, key=f"computes-products-{ch}")
     st.markdown(t("computes.conv_sum", count=c.products.size, total=_n(c.total), bias=_n(c.bias), z=_n(c.z)))
     _checked("computes.activation_checked", c.output, c.model_value, c.matches, function=c.activation, z=_n(c.z))
 
@@ -137,12 +138,13 @@ def _pool(traced_: compute.Trace, step: compute.Step) -> None:
         st.caption(t("computes.window", top=c.top, left=c.left, bottom=c.bottom, right=c.right))
         st.plotly_chart(picture_with_boxes(traced_.input_of(step.layer)[..., channel], [(c.top, c.left, c.bottom,
                                                                                           c.right)], lang=language()),
-                        width="stretch", key=f"computes-pool-in-{step.layer}")
+                        width="stretch", config=STILL, key=f"computes-pool-in-{step.layer}")
     with right:
         st.caption(t("computes.output_cell", filter=channel, row=row, col=col))
         _clickable_map(traced_.output_of(step.layer)[..., channel], (row, col), step)
-    st.plotly_chart(number_grid(c.window, language(), padding=c.is_padding, mark=c.kept,
-                                height=max(140, 40 * c.window.shape[0])), key=f"computes-window-{step.layer}")
+    height = max(140, 40 * c.window.shape[0])
+    window = number_grid(c.window, language(), padding=c.is_padding, mark=c.kept, height=height)
+    st.plotly_chart(window, config=STILL, key=f"computes-window-{step.layer}")
     if c.kind == "pool_max":
         _checked("computes.max_checked", c.output, c.model_value, c.matches, count=c.count, row=c.kept[0],
                  col=c.kept[1])
@@ -242,8 +244,8 @@ def _region(traced_: compute.Trace, step: compute.Step, row: int, col: int) -> N
     box = region.clipped or region.unclipped
     with st.expander(t("computes.region_title", rf=region.receptive_field[0], jump=region.jump[0]), expanded=False):
         left, _ = st.columns([2, 3])
-        left.plotly_chart(picture_with_boxes(seen if seen.shape[-1] == 3 else seen[..., 0], [box], lang=language(),
-                                             height=260), width="stretch", key=f"computes-region-{step.layer}")
+        picture = picture_with_boxes(seen if seen.shape[-1] == 3 else seen[..., 0], [box], lang=language(), height=260)
+        left.plotly_chart(picture, width="stretch", config=STILL, key=f"computes-region-{step.layer}")
         st.caption(t("computes.region", layer=step.layer, row=row, col=col, top=box[0], left=box[1], bottom=box[2],
                      right=box[3], height=region.input_side[0], width=region.input_side[1]))
 
@@ -273,10 +275,10 @@ def _clickable_map(values: np.ndarray, cell: tuple[int, int], step: compute.Step
     figure = picture_with_boxes(values, [(*cell, *cell)], lang=language(), clickable=clickable)
     key = f"computes-click-{step.layer}"
     if clickable:
-        st.plotly_chart(figure, width="stretch", key=key, on_select="rerun", selection_mode="points")
+        st.plotly_chart(figure, width="stretch", config=STILL, key=key, on_select="rerun", selection_mode="points")
         st.caption(t("computes.click"))
     else:
-        st.plotly_chart(figure, width="stretch", key=f"{key}-map")
+        st.plotly_chart(figure, width="stretch", config=STILL, key=f"{key}-map")
 
 
 def _channel_slider(step: compute.Step) -> int:
