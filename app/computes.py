@@ -86,7 +86,7 @@ def _conv(traced_: compute.Trace, step: compute.Step) -> None:
         with left:
             st.caption(t("computes.input_patch", layer=step.layer, top=c.top, left=c.left, bottom=c.bottom,
                          right=c.right))
-            shown = _channels_by_contribution(c.products)
+            shown = c.channels_by_contribution(SHOWN_CHANNELS)
             st.plotly_chart(picture_with_boxes(_channel_picture(traced_.input_of(step.layer), shown[0]),
                                                [(c.top, c.left, c.bottom, c.right)], lang=language()),
                             width="stretch", config=STILL, key=f"computes-in-{step.layer}")
@@ -100,7 +100,7 @@ def _conv(traced_: compute.Trace, step: compute.Step) -> None:
 
 
 def _conv_arithmetic(c: compute.ConvCell) -> None:
-    shown = _channels_by_contribution(c.products)
+    shown = c.channels_by_contribution(SHOWN_CHANNELS)
     channels = c.patch.shape[-1]
     if channels > len(shown):
         st.caption(t("computes.channels_shown", shown=len(shown), channels=channels))
@@ -119,12 +119,6 @@ def _conv_arithmetic(c: compute.ConvCell) -> None:
                                              height=size), width="stretch", config=STILL, key=f"computes-products-{ch}")
     st.markdown(t("computes.conv_sum", count=c.products.size, total=_n(c.total), bias=_n(c.bias), z=_n(c.z)))
     _checked("computes.activation_checked", c.output, c.model_value, c.matches, function=c.activation, z=_n(c.z))
-
-
-def _channels_by_contribution(products: np.ndarray) -> list[int]:
-    """The input channels whose products add the most (in size) to the sum, the largest first."""
-    share = np.abs(products.reshape(-1, products.shape[-1]).sum(axis=0))
-    return [int(i) for i in np.argsort(-share, kind="stable")[:SHOWN_CHANNELS]]
 
 
 # --- Pooling, activation, normalisation ---------------------------------------------------------------------------

@@ -239,6 +239,12 @@ class ConvCell:
     def matches(self) -> bool:
         return _agree(self.output, self.model_value, np.abs(self.products).sum() + abs(self.bias))
 
+    def channels_by_contribution(self, most: int) -> list[int]:
+        """The input channels (of the patch) whose products add the most, in size, to the sum: the ones to
+        draw when a deep kernel reads hundreds."""
+        share = np.abs(self.products.reshape(-1, self.products.shape[-1]).sum(axis=0))
+        return [int(i) for i in np.argsort(-share, kind="stable")[:most]]
+
 
 def conv_cell(traced: Trace, layer: str, filter: int, row: int, col: int) -> ConvCell:
     """Filter `filter` of Conv2D `layer` at output (row, col), computed as the textbook does."""

@@ -346,3 +346,13 @@ def test_an_image_of_the_wrong_shape_is_refused(lenet):
     with pytest.raises(LabError) as refused:
         trace(model, np.zeros((28, 28), np.uint8), keep=["c9"])
     assert refused.value.key == "explain.no_layer"
+
+
+def test_a_deep_kernels_channels_are_drawn_by_what_they_add_to_the_sum():
+    from cnnlab.compute import ConvCell
+
+    products = np.zeros((3, 3, 5))
+    products[..., 3], products[..., 1], products[0, 0, 4] = -2.0, 1.0, 0.5   # sizes 18, 9, 0.5
+    cell = ConvCell.__new__(ConvCell)
+    object.__setattr__(cell, "products", products)
+    assert cell.channels_by_contribution(3) == [3, 1, 4]
