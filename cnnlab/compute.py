@@ -188,10 +188,31 @@ def _layers(model: keras.Model) -> list[keras.layers.Layer]:
     return [layer for layer in model.layers if not isinstance(layer, layers.InputLayer)]
 
 
+class _OnTheInput:
+    """Where a kernel or a window lies on its layer's input: the first and last row and column it reads,
+    inclusive (outside 0..size-1 where it lies on padding). `rows` and `cols` are the cell's fields."""
+
+    @property
+    def top(self) -> int:
+        return self.rows[0]
+
+    @property
+    def left(self) -> int:
+        return self.cols[0]
+
+    @property
+    def bottom(self) -> int:
+        return self.rows[-1]
+
+    @property
+    def right(self) -> int:
+        return self.cols[-1]
+
+
 # --- Convolution ------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, eq=False)  # its arrays have no single truth value to compare by
-class ConvCell:
+class ConvCell(_OnTheInput):
     """One number of a convolution's output: filter `filter` at (row, col)."""
 
     layer: str
@@ -217,23 +238,6 @@ class ConvCell:
     activation: str               # "linear", "relu", "sigmoid", "tanh", ...
     output: float                 # activation(z)
     model_value: float            # what the model computed there
-
-    @property
-    def top(self) -> int:
-        return self.rows[0]
-
-    @property
-    def left(self) -> int:
-        return self.cols[0]
-
-    @property
-    def bottom(self) -> int:
-        """The last input row the kernel reaches (inclusive)."""
-        return self.rows[-1]
-
-    @property
-    def right(self) -> int:
-        return self.cols[-1]
 
     @property
     def matches(self) -> bool:
@@ -311,7 +315,7 @@ def _window(x: np.ndarray, rows: np.ndarray, cols: np.ndarray, fill: float) -> t
 # --- Pooling ------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, eq=False)  # its arrays have no single truth value to compare by
-class PoolCell:
+class PoolCell(_OnTheInput):
     """One number of a pooling layer's output: channel `channel` at (row, col)."""
 
     layer: str
@@ -331,22 +335,6 @@ class PoolCell:
     kept: tuple[int, int] | None  # max pooling: the (row, col) within the window of the value kept
     output: float                 # the largest value, or total / count
     model_value: float
-
-    @property
-    def top(self) -> int:
-        return self.rows[0]
-
-    @property
-    def left(self) -> int:
-        return self.cols[0]
-
-    @property
-    def bottom(self) -> int:
-        return self.rows[-1]
-
-    @property
-    def right(self) -> int:
-        return self.cols[-1]
 
     @property
     def mean(self) -> float:
