@@ -51,13 +51,17 @@ def pick_step(model) -> compute.Step:
 
 
 def traced(choice, image, step: compute.Step) -> compute.Trace:
-    """One pass of the image, keeping this layer's arrays and the network's input (after preprocessing)."""
-    keep = [step.layer] + ([first] if (first := _network_input(choice.run.model)) else [])
-    key = (choice.id, id(choice.run.model), image.tobytes().__hash__(), tuple(keep))
+    """One pass of the image, keeping this layer's arrays and the network's input (after preprocessing).
+    The session keeps the arrays, not the trace: a trace holds its model, which the server's bounded
+    cache of models must stay free to let go."""
+    model = choice.run.model
+    keep = [step.layer] + ([first] if (first := _network_input(model)) else [])
+    key = (choice.id, id(model), hash(image.tobytes()), tuple(keep))
     held = st.session_state.get("computes-trace")
     if held is None or held[0] != key:
-        held = st.session_state["computes-trace"] = (key, compute.trace(choice.run.model, image, keep=keep))
-    return held[1]
+        made = compute.trace(model, image, keep=keep)
+        held = st.session_state["computes-trace"] = (key, made.image, made.inputs, made.outputs, made.probabilities)
+    return compute.Trace(model, held[1], tuple(compute.steps(model)), *held[2:])
 
 
 def show(traced_: compute.Trace, step: compute.Step, class_names) -> None:
@@ -87,7 +91,7 @@ def _conv(traced_: compute.Trace, step: compute.Step) -> None:
             st.caption(t("computes.input_patch", layer=step.layer, top=c.top, left=c.left, bottom=c.bottom,
                          right=c.right))
             shown = c.channels_by_contribution(SHOWN_CHANNELS)
-            st.plotly_chart(picture_with_boxes(_channel_picture(traced_.input_of(step.layer), shown[0]),
+            st.plotly_chart(picture_with_boxes(_channel_picture(traced_.input_of(step.layer), c.channels[0] + shown[0]),
                                                [(c.top, c.left, c.bottom, c.right)], lang=language()),
                             width="stretch", config=STILL, key=f"computes-in-{step.layer}")
         with right:

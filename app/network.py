@@ -52,7 +52,8 @@ def _scrubbed(run) -> Snapshot | None:
         return None
     if len(kept) == 1:
         return kept[0]
-    names = [t("train.network_start") if s.kind == "start" else t("train.network_epoch", epoch=s.epoch) for s in kept]
+    names = [t("train.network_start") if s.kind == "start" and not s.epoch else t("train.network_epoch", epoch=s.epoch)
+             for s in kept]  # a continued run starts at the epoch it carries on from
     chosen = st.select_slider(t("train.network_when"), options=list(range(len(kept))), value=len(kept) - 1,
                               format_func=names.__getitem__, key=f"network-when-{run.id}",
                               help=t("train.network_scrub"))

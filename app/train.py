@@ -175,7 +175,8 @@ def _progress(run: BackgroundRun) -> None:
                else t("train.eta", duration=duration(p.eta)))
         st.progress(p.fraction, text=t("train.progress", run=run_label(run), epoch=p.epoch, epochs=p.epochs,
                                        step=p.step, steps=p.steps, elapsed=duration(p.elapsed), eta=eta))
-        curves_col, network_col = st.columns([3, 2]) if run.active else (st.container(), None)
+        shown = run.active and run.latest_snapshot is not None
+        curves_col, network_col = st.columns([3, 2]) if shown else (st.container(), None)
         curves_col.plotly_chart(_live_curves(run), width="stretch", key=f"live-{run.id}")
         curves_col.caption(t("train.curves_note"))
         if network_col is not None:

@@ -288,7 +288,7 @@ async def train(browser, url: str, delay_s: float, deadline: float, ready: list 
         await class_run(page)
         step = "press Start"
         started = time.monotonic()
-        await page.get_by_role("button", name=i18n.text("train.start", "en")).click()
+        await page.get_by_role("button", name=i18n.text("train.start", "en"), exact=True).click()
         step = "wait for the result"
         await page.get_by_text(i18n.text("evaluate.accuracy", "en")).first.wait_for(
             timeout=max(1.0, deadline - time.monotonic()) * 1000)

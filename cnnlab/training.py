@@ -611,9 +611,17 @@ class _Bridge(keras.callbacks.Callback):
         self._checkpoint()
 
     def _snapshot(self, kind: str, at: float, epoch: int) -> None:
+        """A picture of the network as it stands. Mid-epoch on JAX the trained values live outside the
+        layers until they are synced back; a picture that cannot be taken ends the pictures, not the run."""
         if self.camera is None:
             return
-        snapshot = self.camera.take(kind, at, epoch)
+        getattr(self.model, "jax_state_sync", lambda: None)()
+        try:
+            snapshot = self.camera.take(kind, at, epoch)
+        except Exception as error:  # noqa: BLE001 - memory for one more forward pass, an odd layer
+            self.camera = None
+            self.listener.on_note(Text("notes.snapshots_off", reason=f"{type(error).__name__}: {error}"[:200]))
+            return
         self.run.snapshots = self.camera.snapshots.kept
         self.listener.on_snapshot(snapshot)
 

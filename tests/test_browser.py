@@ -124,7 +124,7 @@ def test_train_watch_the_curve_grow_keep_it_then_predict(server, page, tmp_path)
     page.goto(f"{server}/Train")
     settle(page)
     quick_lenet(page)
-    page.get_by_role("button", name="Start").click()
+    page.get_by_role("button", name="Start", exact=True).click()
     first = wait_for(lambda: curve_points(page), 90, "the first points of the curve")
     grown = wait_for(lambda: curve_points(page) > first + 5 and curve_points(page), 60, "the curve to grow")
     assert grown > first
@@ -164,14 +164,14 @@ def test_stop_mid_run_keeps_the_partial_run(server, page):
     page.goto(f"{server}/Train")
     settle(page)
     quick_lenet(page)
-    page.get_by_role("button", name="Start").click()
+    page.get_by_role("button", name="Start", exact=True).click()
     wait_for(lambda: "batch" in progress_text(page), 90, "the first batch")
-    page.get_by_role("button", name="Stop").click()
+    page.get_by_role("button", name="Stop", exact=True).click()
     message = wait_for(lambda: page.get_by_text("its model and curves are kept").all_inner_texts(), 60,
                        "the stopped run's message")
     assert "stopped by the learner" in message[0]
     assert curve_points(page) > 0
-    assert page.get_by_role("button", name="Start").is_enabled()
+    assert page.get_by_role("button", name="Start", exact=True).is_enabled()
     shot(page, "Train-stopped")
 
 
@@ -179,7 +179,7 @@ def test_leave_the_train_page_and_come_back(server, page):
     page.goto(f"{server}/Train")
     settle(page)
     quick_lenet(page)
-    page.get_by_role("button", name="Start").click()
+    page.get_by_role("button", name="Start", exact=True).click()
     wait_for(lambda: curve_points(page), 90, "the curve")
     page.get_by_role("link", name="Architecture").click()
     settle(page)

@@ -94,3 +94,15 @@ def test_the_lectures_deep_networks_step_through_colour_images_and_normalisation
         if step.kind not in ("preprocessing", "dropout", "other"):
             assert at.success and all("the same number" in s.value or "Predict page" in s.value for s in at.success), \
                 step.layer
+
+
+def test_the_train_page_slides_through_how_the_filters_formed(trained_session):  # noqa: F811
+    from tests.test_app import runs_of
+
+    run = runs_of(trained_session)[-1]
+    at = no_exceptions(same_workspace(trained_session, page("pages/3_Train.py")).run())
+    when = at.select_slider(key=f"network-when-{run.id}")
+    assert when.options == ["start", "epoch 1"] and when.value == 1  # the finished run's end, first
+    assert at.selectbox(key=f"network-layer-{run.id}").options[:2] == ["c1_conv", "s2_pool"]
+    when.set_value(0).run()
+    assert no_exceptions(at).select_slider(key=f"network-when-{run.id}").value == 0  # back to the start

@@ -50,6 +50,27 @@ def test_a_run_shows_its_filters_forming_from_its_start_to_each_epochs_end(mnist
     assert len(set(start.maps_of("c5_conv")[:, 0, 0])) > 1  # 1x1 maps scaled together still differ
 
 
+def test_a_live_snapshot_shows_the_weights_as_they_stand_mid_epoch(mnist):
+    """The first live snapshot comes after the first batch: one small step from the start, so its filters
+    look like the start's. (On JAX the trained values sit outside the layers mid-epoch: a snapshot that
+    read the layers without syncing them would show freshly drawn random filters instead.)"""
+    watching = Watching()
+    train(TrainConfig(ModelConfig("lenet5"), epochs=1, batch_size=64, sample=0.05, seed=1, learning_rate=1e-4),
+          watching, data=mnist)
+    start = next(s for s in watching.seen if s.kind == "start")
+    live = next(s for s in watching.seen if s.kind == "live")
+    assert live.at < 0.1  # after the first batch
+    assert np.abs(live.filters.astype(int) - start.filters.astype(int)).mean() < 8  # of 255: the same filters
+
+
+def test_a_continued_run_starts_its_pictures_at_the_epoch_it_carries_on_from(mnist):
+    first = train(TrainConfig(ModelConfig("lenet5"), epochs=1, batch_size=256, sample=0.02, seed=1), data=mnist)
+    watching = Watching()
+    more = train(TrainConfig(ModelConfig("lenet5"), epochs=1, batch_size=256, sample=0.02, seed=1), watching,
+                 data=mnist, resume=first)
+    assert [(s.kind, s.epoch) for s in more.snapshots] == [("start", 1), ("epoch", 2)]
+
+
 def test_a_run_without_a_watcher_takes_none(mnist):
     run = train(TrainConfig(ModelConfig("lenet5"), epochs=1, batch_size=256, sample=0.02, seed=1), data=mnist)
     assert run.snapshots == []
