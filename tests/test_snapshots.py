@@ -30,6 +30,13 @@ class Watching:
         self.seen.append(snapshot)
 
 
+def wait_until_kept(pool, run, give_up_after: float = 180) -> None:
+    """Wait (not a timing: only a bound on a hung run) until the run has ended and its keeper has written it."""
+    deadline = time.time() + give_up_after
+    while (run.active or pool.live(run.id) is not None) and time.time() < deadline:
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def mnist():
     return load_dataset("mnist")
@@ -113,9 +120,7 @@ def test_a_finished_runs_snapshots_are_kept_in_its_workspace(mnist, tmp_path):
     pool = TrainingPool(PoolSettings(engine="threads"), keeper=store)
     run = pool.submit(TrainConfig(ModelConfig("lenet5"), epochs=2, batch_size=128, sample=0.05, seed=2), mnist,
                       workspace=store.create_workspace())
-    deadline = time.time() + 180
-    while (run.active or pool.live(run.id) is not None) and time.time() < deadline:
-        time.sleep(0.05)
+    wait_until_kept(pool, run)
     assert run.status == RunStatus.DONE
     again = Store(tmp_path).get(run.id)  # a restarted server reads them from disk
     assert [s.kind for s in again.snapshots] == ["start", "epoch", "epoch"]
