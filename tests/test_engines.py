@@ -171,8 +171,9 @@ def test_stop_crosses_to_the_worker_and_ends_the_run_within_one_batch(embedded, 
 
 
 def test_two_sessions_runs_train_at_once_on_the_clusters_two_workers(cluster, mnist):
+    cluster.client.wait_for_workers(2, timeout=180)  # a worker still importing TensorFlow would leave one run queued
     pool = TrainingPool(PoolSettings(max_concurrent_runs=1), engine=cluster)  # the cluster's two workers decide
-    a, b = pool.submit(lenet(epochs=3, seed=1), mnist), pool.submit(lenet(epochs=3, seed=2), mnist)
+    a, b = pool.submit(lenet(epochs=5, seed=1), mnist), pool.submit(lenet(epochs=5, seed=2), mnist)
     wait(a, until=lambda r: r.batches and b.batches)
     both_live = (a.active and b.active, len(a.batches), len(b.batches))
     wait(a, until=lambda r: len(r.batches) > both_live[1] and len(b.batches) > both_live[2] or not r.active)
