@@ -120,6 +120,7 @@ def read_bundle(data: bytes, max_bytes: int, optimizer: bool = True) -> Run:
             weight_bytes = _check_manifest(zf, listing, _weights_needed(config.model), max_bytes)
             model = _model_for(config, weight_bytes)
             _fill(zf, listing.weights, model.weights, "weights")
+            _settle(model)
             run = _run(listing.record, config, class_names, model)
             if listing.optimizer and optimizer:
                 run.optimizer = _optimizer(zf, listing.optimizer, model, config)
@@ -225,6 +226,17 @@ def _model_for(config: TrainConfig, weight_bytes: int) -> keras.Model:
     """The network, built only when it fits in memory with its weights being read in."""
     memory.require(2 * weight_bytes, Text("errors.bundle.what"))
     return build_model(config.model, load_weights=False)
+
+
+def _settle(model: keras.Model) -> None:
+    """Layers that compute from their variables once they are set: a Normalization's mean and variance
+    (transfer learning's head) are read from its variables by `finalize_state`, as Keras's own loading
+    does. Without it, a head read back from a bundle standardises with its initial statistics."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Normalization):
+            layer.finalize_state()
+        elif isinstance(layer, keras.Model):
+            _settle(layer)
 
 
 def _fill(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], variables, what: str) -> None:
