@@ -33,12 +33,14 @@ class PoolSettings:
     engine: str = "auto"                    # where runs train: "workers", "threads", or "auto" (see engines.choose)
     worker_min_mb: int = 1200               # "auto" starts workers only when each may have this much memory
     reproducible: bool = False              # workers give bit-identical weights for a seed, at a cost in speed
+    own_images: int = 500                   # images a workspace's own classes may hold, all classes together
 
     def __post_init__(self):
         limits = {"max_concurrent_runs": (1, 64), "max_run_minutes": (0.001, 24 * 60),
                   "abandoned_after_seconds": (0.001, 24 * 3600), "max_bundle_mb": (1, 4096), "kept_runs": (1, 1000),
                   "memory_reserve_mb": (0, 64 * 1024), "workspace_mb": (1, 1024**2), "server_mb": (1, 1024**3),
-                  "workspace_days": (0.001, 3650), "cached_models": (1, 64), "worker_min_mb": (200, 1024**2)}
+                  "workspace_days": (0.001, 3650), "cached_models": (1, 64), "worker_min_mb": (200, 1024**2),
+                  "own_images": (10, 100_000)}
         object.__setattr__(self, "engine", checks.choice(self.engine, "engine", ENGINES))
         if not isinstance(self.reproducible, bool):
             raise LabError("choice", name="reproducible", choices="true, false", value=checks.shown(self.reproducible))

@@ -3,8 +3,8 @@
     python -m cnnlab summary ARCH [--input-size N] [--width W] [--set KNOB=VALUE] [--json]
     python -m cnnlab train ARCH [--dataset ...] [--recipe ...] [--devices all] [--no-memory-check] ... --out DIR
     python -m cnnlab continue RUN --epochs N [--no-memory-check] --out DIR
-    python -m cnnlab evaluate MODEL --data FILE.npz
-    python -m cnnlab predict MODEL IMAGE... [--top K]
+    python -m cnnlab evaluate MODEL --data FILE.npz|DIR/
+    python -m cnnlab predict MODEL [IMAGE...] [--data DIR/] [--top K]
     python -m cnnlab lessons
     python -m cnnlab lesson NAME [--seed N] --out DIR
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from .architectures import ModelConfig, list_architectures
 from .classroom import classroom_settings
 from .cost import check_fits, estimate_cost
-from .data import load_dataset
+from .data import image_files, load_dataset
 from .datasets import DATASETS, SOURCES
 from .devices import join_processes, processes
 from .errors import LabError
@@ -74,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--dataset", choices=list(DATASETS), help="default: the architecture's")
     train.add_argument("--source", choices=SOURCES, default="bundled",
                        help="bundled: the data shipped with CNN Lab; full: Keras's download")
-    train.add_argument("--data", metavar="FILE.npz", help="an .npz in Keras's layout instead of --dataset")
+    train.add_argument("--data", metavar="FILE.npz|DIR/",
+                       help="an .npz in Keras's layout, or a folder with one folder of images per class "
+                            "(a seeded, stratified 20%% of each class is held out for the test), instead of --dataset")
     train.add_argument("--sample", type=float, metavar="F", help="fraction to draw, e.g. 0.1")
     train.add_argument("--recipe", default="seed", help=f"one of: {', '.join(RECIPES)} (seed is the lecture's)")
     train.add_argument("--epochs", type=int)
@@ -99,14 +101,16 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--out", required=True, metavar="DIR")
     resume.set_defaults(command=_continue)
 
-    evaluate = commands.add_parser("evaluate", help="accuracy of a saved model on an .npz")
+    evaluate = commands.add_parser("evaluate", help="accuracy of a saved model on an .npz or a folder of class folders")
     evaluate.add_argument("model", metavar="MODEL", help="a run bundle (.zip), a run directory or a .keras file")
-    evaluate.add_argument("--data", required=True, metavar="FILE.npz", help="keys x, y or x_test, y_test")
+    evaluate.add_argument("--data", required=True, metavar="FILE.npz|DIR/",
+                          help="keys x, y or x_test, y_test; or a folder of class folders named as the model's classes")
     evaluate.set_defaults(command=_evaluate)
 
     predict = commands.add_parser("predict", help="classify image files with a saved model")
     predict.add_argument("model", metavar="MODEL", help="a run bundle (.zip), a run directory or a .keras file")
-    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("images", nargs="*", metavar="IMAGE")
+    predict.add_argument("--data", metavar="DIR/", help="every image in this folder and its subfolders, too")
     predict.add_argument("--top", type=int, default=3, metavar="K")
     predict.set_defaults(command=_predict)
 
@@ -228,7 +232,7 @@ def _train_and_save(config, out: Path, resume=None, devices=1, memory_check=True
     created = not out.exists()
     _check_writable(out)  # fail now, not after an hour of training
     try:
-        data = load_dataset(config.dataset, config.source, config.data_path)
+        data = load_dataset(config.dataset, config.source, config.data_path, seed=config.seed)
         if memory_check:
             _check_memory(config, data, resume is None)
     except BaseException:
@@ -369,8 +373,11 @@ def _evaluate(args) -> int:
 def _predict(args) -> int:
     if args.top < 1:
         raise LabError("cli_top", top=str(args.top))
+    paths = list(args.images) + (image_files(args.data) if args.data is not None else [])
+    if not paths:
+        raise LabError("cli_no_images")
     trained = load_trained(args.model)
-    images = [read_image(path, trained.image_shape) for path in args.images]
+    images = [read_image(path, trained.image_shape) for path in paths]
     tops = top_k(predict_proba(trained.model, images), trained.class_names, args.top)
-    print(json.dumps({"predictions": [{"image": path, "top": top} for path, top in zip(args.images, tops)]}))
+    print(json.dumps({"predictions": [{"image": str(path), "top": top} for path, top in zip(paths, tops)]}))
     return 0

@@ -19,12 +19,14 @@ import keras
 import numpy as np
 
 from . import checks, memory
-from .datasets import DATASETS, MAX_CLASSES, SOURCES, DatasetSpec
+from .datasets import DATASETS, MAX_CLASSES, OWN_SIDE, SOURCES, TEST_SHARE, DatasetSpec
 from .errors import LabError, Text
+from .images import read_image
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 MAX_SEED = 2**31 - 1
 SPLITS = ("train", "test")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".mpo")  # what the safe image reader takes (images.FORMATS)
 # What reading an .npz can raise besides OSError and ValueError: a damaged archive or compressed stream.
 _UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError,
                KeyError, TypeError, SyntaxError, OverflowError)
@@ -86,14 +88,21 @@ def sample_size(n: int, fraction: float) -> int:
     return max(1, round(n * fraction))
 
 
-def load_dataset(name: str = "mnist", source: str = "bundled", path: str | Path | None = None) -> Dataset:
-    """Load a dataset by name from a source, or any .npz in Keras's layout when `path` is given.
+def is_folder(path: str | Path) -> bool:
+    """A folder (of class folders), or a path written as one (`DIR/`), rather than an .npz file."""
+    return isinstance(path, (str, os.PathLike)) and (Path(path).is_dir() or str(path).endswith(("/", os.sep)))
+
+
+def load_dataset(name: str = "mnist", source: str = "bundled", path: str | Path | None = None,
+                 seed: int = 0) -> Dataset:
+    """Load a dataset by name from a source, or the file or folder `path` names: any .npz in Keras's
+    layout, or a folder of class folders (`load_folder`: its test share split off with `seed`).
 
     `bundled` is the data shipped with CNN Lab (no network needed); `full` is Keras's
     download, cached by Keras under ~/.keras/datasets.
     """
     if path is not None:
-        return load_npz(path)
+        return load_folder(path, seed) if is_folder(path) else load_npz(path)
     spec = _spec(name)
     checks.choice(source, "source", SOURCES)
     if source == "bundled":
@@ -104,6 +113,7 @@ def load_dataset(name: str = "mnist", source: str = "bundled", path: str | Path 
 def load_npz(path: str | Path, name: str | None = None, source: str = "file") -> Dataset:
     """Read an .npz with x_train, y_train, x_test, y_test (Keras's layout) and check it."""
     arrays = read_npz(path, [("x_train", "y_train"), ("x_test", "y_test")], need_all=True)
+    named = class_names_in(path)
     x_train, y_train = arrays["x_train"], arrays["y_train"]
     x_test, y_test = arrays["x_test"], arrays["y_test"]
     if x_train.shape[1:] != x_test.shape[1:]:
@@ -111,12 +121,28 @@ def load_npz(path: str | Path, name: str | None = None, source: str = "file") ->
                        test=str(x_test.shape[1:]))
     classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
     spec = _matching_spec(x_train.shape[1:], classes, name)
+    if named is not None and len(named) >= classes:
+        return Dataset(name or Path(path).stem, source, x_train, y_train, x_test, y_test, named)
     if spec is not None:
         class_names = spec.class_names
     else:
         class_names = tuple(f"class {i}" for i in range(max(classes, 2)))
     return Dataset(name or (spec.name if spec else Path(path).stem), source,
                    x_train, y_train, x_test, y_test, class_names)
+
+
+def class_names_in(path: str | Path) -> tuple[str, ...] | None:
+    """The class names an .npz carries as `class_names` (as the lab writes a learner's own classes), if any."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "class_names" not in npz.files:
+                return None
+            names = npz["class_names"]
+    except _UNREADABLE:
+        return None
+    if names.ndim != 1 or names.dtype.kind != "U" or not 2 <= len(names) <= MAX_CLASSES:
+        return None
+    return tuple(" ".join(str(n).split())[:100] for n in names)
 
 
 def read_npz(path: str | Path, key_pairs: list[tuple[str, str]], need_all: bool = False) -> dict[str, np.ndarray]:
@@ -248,3 +274,68 @@ def _download(spec: DatasetSpec) -> Dataset:
         raise LabError("full_dataset", title=spec.title, reason=f"{type(error).__name__}: {error}") from None
     return Dataset(spec.name, "full", as_images(x_train), as_labels(y_train, len(x_train)),
                    as_images(x_test), as_labels(y_test, len(x_test)), spec.class_names)
+
+
+def split(x: np.ndarray, y: np.ndarray, class_names: tuple[str, ...], seed: int = 0, share: float = TEST_SHARE,
+          name: str = "own", source: str = "folder") -> Dataset:
+    """Train and test, stratified: `share` of every class (at least one image) held out, drawn with `seed`."""
+    seed = checks.whole(seed, "seed", 0, MAX_SEED)
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for k in range(len(class_names)):
+        members = rng.permutation(np.flatnonzero(y == k))
+        n_test = max(1, round(len(members) * share)) if len(members) > 1 else 0
+        test += list(members[:n_test])
+        train += list(members[n_test:])
+    train, test = np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(test, dtype=np.int64))
+    return Dataset(name, source, x[train], y[train], x[test], y[test], tuple(class_names))
+
+
+def read_folder(path: str | Path, image_shape: tuple[int, int, int] = (OWN_SIDE, OWN_SIDE, 3)
+                ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], list]:
+    """A folder of class folders (Keras's `image_dataset_from_directory` layout): every image in each
+    class folder and its subfolders, read safely at `image_shape` (OWN_SIDE x OWN_SIDE RGB unless a model
+    asks for its own; 28x28x1 digits are normalised as MNIST's were); the classes in Keras's order (sorted
+    by name). Returns images, labels, class names and the files left out with why."""
+    root = Path(path)
+    if not root.is_dir():
+        raise LabError("folder.missing", path=str(path))
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise LabError("folder.classes", path=str(path), count=str(len(classes)), least="2")
+    listed = {name: sorted(f for f in (root / name).rglob("*") if f.is_file() and not f.name.startswith("."))
+              for name in classes}
+    memory.require(sum(map(len, listed.values())) * math.prod(image_shape), Text("errors.folder.what", path=str(path)),
+                   Text("errors.folder.instead"))
+    images, labels, skipped = [], [], []
+    for k, name in enumerate(classes):
+        count = 0
+        for f in listed[name]:
+            if not f.name.casefold().endswith(IMAGE_SUFFIXES):
+                skipped.append((str(f), Text("errors.folder.not_image")))
+                continue
+            try:
+                images.append(read_image(f, image_shape))
+            except LabError as refused:
+                skipped.append((str(f), refused.text))
+                continue
+            labels.append(k)
+            count += 1
+        if count == 0:
+            raise LabError("folder.empty_class", path=str(root / name))
+    return np.stack(images), np.array(labels, dtype=np.int64), tuple(classes), skipped
+
+
+def image_files(path: str | Path) -> list[Path]:
+    """Every PNG or JPEG in a folder and its subfolders, in name order."""
+    root = Path(path)
+    if not root.is_dir():
+        raise LabError("folder.missing", path=str(path))
+    return sorted(f for f in root.rglob("*") if f.is_file() and not f.name.startswith(".")
+                  and f.name.casefold().endswith(IMAGE_SUFFIXES))
+
+
+def load_folder(path: str | Path, seed: int = 0) -> Dataset:
+    """A folder of class folders, split as `split` does: a seeded, stratified test share of every class."""
+    x, y, names, _ = read_folder(path)
+    return split(x, y, names, seed, name=Path(path).name or "folder", source="folder")

@@ -363,8 +363,8 @@ class Warm(WorkerPlugin):
 
 
 @functools.lru_cache(maxsize=2)
-def _dataset(name: str, source: str, path: str | None) -> Dataset:
-    return load_dataset(name, source, path)
+def _dataset(name: str, source: str, path: str | None, seed: int) -> Dataset:
+    return load_dataset(name, source, path, seed=seed)
 
 
 def work(job: dict) -> dict:
@@ -388,7 +388,7 @@ def work(job: dict) -> dict:
     try:
         config = TrainConfig.from_dict(job["config"]).resolved()
         resume = None if job["resume"] is None else read_bundle(job["resume"], len(job["resume"]) + 1)
-        data = _dataset(config.dataset, config.source, config.data_path)
+        data = _dataset(config.dataset, config.source, config.data_path, config.seed)
         run = train(config, listener=relay, stop=stop, data=data, resume=resume)
         return {**_packed(run), "status": "done"}
     except RunInterrupted as interrupted:

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from . import checks
-from .data import Dataset, as_images, as_labels, read_npz
+from .data import Dataset, as_images, as_labels, is_folder, read_folder, read_npz
 from .errors import LabError
 
 
@@ -71,11 +71,28 @@ def random_test_image(data: Dataset, rng: np.random.Generator | int | None = Non
 
 
 def evaluate_file(model: keras.Model, class_names, path: str | Path) -> dict:
-    """Evaluate on an .npz with x/y or x_test/y_test (grayscale with or without the channel axis)."""
+    """Evaluate on an .npz with x/y or x_test/y_test (grayscale with or without the channel axis), or on
+    every image of a folder of class folders whose names are the model's classes (in any order)."""
+    if is_folder(path):
+        x, y, names = folder_for(model, class_names, path)
+        result = evaluate_model(model, x, y, class_names)
+        return {"accuracy": result.accuracy, "n": int(len(result.labels)),
+                "per_class": dict(zip(result.class_names, map(float, result.per_class_accuracy)))}
     arrays = read_npz(path, [("x", "y"), ("x_test", "y_test")])
     x_key = "x" if "x" in arrays else "x_test"
     result = evaluate_model(model, arrays[x_key], arrays[x_key.replace("x", "y")], class_names)
     return {"accuracy": result.accuracy, "n": int(len(result.labels))}
+
+
+def folder_for(model: keras.Model, class_names, path: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """A folder of class folders read at the model's image size, its labels renumbered as the model's
+    classes; refused when its class folders are not the model's classes."""
+    x, y, names, _ = read_folder(path, tuple(model.input_shape[1:]))
+    mine = tuple(_names(class_names))
+    if sorted(names) != sorted(mine):
+        raise LabError("inference.folder_classes", path=str(path), theirs=", ".join(names), ours=", ".join(mine))
+    order = np.array([mine.index(name) for name in names])
+    return x, order[y], names
 
 
 @dataclass(frozen=True)

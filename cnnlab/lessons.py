@@ -378,10 +378,16 @@ def _over_budget(trial: Trial) -> bool:
     return any(run["cost"] > RUN_BUDGET * (1 + NOISE) for runs in trial.seeds.values() for run in runs.values())
 
 
-def train_defaults(arch_name: str) -> TrainDefaults:
+OWN_BATCH = 16  # a few dozen photos a class: batches of 16 give several updates an epoch
+
+
+def train_defaults(arch_name: str, own: bool = False) -> TrainDefaults:
     """The measured preset of the lesson run that names the architecture (`Lesson.default_for`), else
-    the registry's classroom settings with the lecture's recipe."""
+    the registry's classroom settings with the lecture's recipe. With `own`, the registry's settings
+    for a learner's own photos (`Architecture.own`): no lesson measured those."""
     arch = get_architecture(arch_name)
+    if own:
+        return TrainDefaults(arch.own, dict(arch.own.knobs), "seed", OWN_BATCH)
     for lesson in LESSONS.values():
         label = lesson.default_for.get(arch_name)
         found = preset(lesson) if label else None

@@ -87,7 +87,7 @@ class TrainConfig:
     model: ModelConfig
     dataset: str | None = None         # "mnist" or "cifar10"; default: the architecture's
     source: str = "bundled"            # "bundled" (shipped, offline) or "full" (Keras download)
-    data_path: str | None = None       # any .npz in Keras's layout, instead of dataset/source
+    data_path: str | None = None       # an .npz in Keras's layout or a folder of class folders, instead of dataset
     sample: float | None = None        # fraction drawn; default: 1 (bundled is the lecture's data), lecture's for full
     recipe: str = "seed"
     epochs: int | None = None
@@ -317,7 +317,7 @@ def _train(config: TrainConfig, listener, stop: threading.Event, data, evaluate_
 def _data(config: TrainConfig, data: Dataset | None, replicas: int) -> Dataset:
     """1. Data: the run's sample, cut so that every device takes an equal slice of every batch, the last too."""
     if data is None:
-        data = load_dataset(config.dataset, config.source, config.data_path)
+        data = load_dataset(config.dataset, config.source, config.data_path, seed=config.seed)
     data = data.sample(config.sample, seed=config.seed)
     if replicas > 1 and len(data.x_train) % replicas:
         keep = len(data.x_train) - len(data.x_train) % replicas

@@ -5,6 +5,7 @@ loses nothing of a finished epoch.
     <data folder>/runs/<n>/bundle.zip    run n as it stood at its last finished epoch, or as it ended (`bundle`)
     <data folder>/runs/<n>/predictions.npz  its predicted class of every test image, at the bundle's epoch
     <data folder>/runs/<n>/snapshots.npz    its network at its start and epochs' ends (cnnlab.snapshots)
+    <data folder>/own/<key>/             the workspace's own classes and the splits its runs trained on (`owndata`)
 
 The data folder is `CNNLAB_DATA_DIR`, else `cnnlab` in the user's cache folder (`XDG_CACHE_HOME`, else
 `~/.cache`). One server uses one data folder: when it starts, the runs the index still lists as
@@ -49,7 +50,9 @@ from . import i18n, snapshots
 from .bundle import Packed, read_bundle, write_bundle
 from .classroom import PoolSettings
 from .errors import LabError, Text, in_language
+from .files import write_atomic
 from .inference import Collapse
+from .owndata import OwnData
 from .runner import BackgroundRun, RunStatus, curves
 from .snapshots import Snapshot
 from .training import History, Progress, Run, TrainConfig
@@ -115,29 +118,6 @@ def well_formed(token) -> bool:
 
 def _key(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
-
-
-def write_atomic(path: Path, data) -> None:
-    """`data` at `path`, all or nothing: written beside it, flushed to the disk, then renamed over it.
-    `data` is bytes, or a function that writes into the open binary file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.part")
-    try:
-        with open(temporary, "wb") as f:
-            if callable(data):
-                data(f)
-            else:
-                f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # the rename itself, on disk
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
 
 
 class Saved:
@@ -412,7 +392,15 @@ class Store:
         with self._write() as db:
             ids = self._delete(db, _key(token))
         self._drop(ids)
+        shutil.rmtree(self._own_folder(_key(token)), ignore_errors=True)
         return ids
+
+    def own(self, token: str) -> OwnData:
+        """The workspace's own classes, kept in a folder named by the workspace's key (never by its token)."""
+        return OwnData(self._own_folder(_key(token)), self.settings.own_images)
+
+    def _own_folder(self, key: str) -> Path:
+        return self.root / "own" / key[:32]
 
     @staticmethod
     def _delete(db, key: str) -> list[int]:
@@ -434,6 +422,8 @@ class Store:
                 "(SELECT workspace FROM runs WHERE status IN (?, ?))", (before, RunStatus.QUEUED, RunStatus.RUNNING))]
             ids = [run_id for key in keys for run_id in self._delete(db, key)]
         self._drop(ids)
+        for key in keys:
+            shutil.rmtree(self._own_folder(key), ignore_errors=True)
         return len(keys)
 
     # -- runs -----------------------------------------------------------------------------------------

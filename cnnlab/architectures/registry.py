@@ -52,6 +52,7 @@ class Classroom:
     sample: float = 0.2          # of the training images
     input_size: int | None = 64
     width: float = 0.25
+    knobs: tuple[tuple[str, Any], ...] = ()  # knobs that differ from their defaults, as (name, value)
 
 
 PAPER_SCALE = Classroom(epochs=3, sample=1.0, input_size=None, width=1.0)
@@ -81,6 +82,7 @@ class Architecture:
     base_knob: str | None = None    # the knob naming the Keras application whose base it reuses, frozen
     head: Callable | None = None    # (config) -> layers: when only this new head trains, on the base's features
     classroom: Classroom = Classroom()
+    own: Classroom | None = None    # the Train page's first settings on a learner's own photos; None: not offered
     explained_by: tuple[str, ...] = ()  # the lecture's explanations of it, keys under "explain." in the catalogues
 
     @property
@@ -120,6 +122,8 @@ def register(arch: Architecture) -> Architecture:
         raise Inconsistent(f"{arch.name} reuses a base: it needs the knobs {arch.base_knob!r} and 'weights'.")
     if arch.head is not None and arch.base_knob is None:
         raise Inconsistent(f"{arch.name} trains only a head, so it needs the base_knob that names its frozen base.")
+    if arch.own is not None and (not arch.trainable or not {k for k, _ in arch.own.knobs} <= knobs):
+        raise Inconsistent(f"{arch.name} is offered for own photos: it must train, and set only its own knobs.")
     if arch.name in ARCHITECTURES:
         raise NameClash(f"An architecture named {arch.name!r} is registered already "
                         f"({ARCHITECTURES[arch.name].title}).")
@@ -128,12 +132,17 @@ def register(arch: Architecture) -> Architecture:
 
 
 def list_architectures(*, zoo: bool | None = None, trainable: bool | None = None,
-                       dataset: str | None = None) -> list[str]:
+                       dataset: str | None = None, own: bool | None = None) -> list[str]:
     """The registry's names, in its order, that match every filter given: `zoo` (Keras's ImageNet
-    classifiers, or the lab's own networks), `trainable` and `dataset`."""
-    return [a.name for a in ARCHITECTURES.values()
-            if (zoo is None or a.zoo == zoo) and (trainable is None or a.trainable == trainable)
-            and (dataset is None or a.dataset == dataset)]
+    classifiers, or the lab's own networks), `trainable`, `dataset`, and `own` (offered for a
+    learner's own photos). With `own=True`, the networks that train only a head on a frozen base's
+    cached features come first: their first run takes seconds, so the Train page starts there."""
+    found = [a for a in ARCHITECTURES.values()
+             if (zoo is None or a.zoo == zoo) and (trainable is None or a.trainable == trainable)
+             and (dataset is None or a.dataset == dataset) and (own is None or (a.own is not None) == own)]
+    if own:
+        found.sort(key=lambda a: a.head is None)
+    return [a.name for a in found]
 
 
 def get_architecture(name: str) -> Architecture:
@@ -149,6 +158,7 @@ for _arch in [
         paper="LeCun et al., Gradient-based learning applied to document recognition, 1998",
         dataset="mnist", input_size=32, min_input_size=32, builder=lenet5, fit="pad",
         labels="one-hot", lecture_sample=1.0, explained_by=("lenet5",), classroom=PAPER_SCALE,
+        own=Classroom(epochs=15, sample=1.0, input_size=32, width=1.0),
         knobs=(Knob("activation", "relu", choices=ACTIVATIONS),
                Knob("pooling", "average", choices=tuple(POOLING)))),
     Architecture(
@@ -156,7 +166,7 @@ for _arch in [
         paper="Krizhevsky, Sutskever and Hinton, ImageNet classification with deep CNNs, 2012",
         dataset="cifar10", input_size=224, min_input_size=163, builder=alexnet, fit="resize",
         labels="integer", lecture_sample=0.1, explained_by=("alexnet", "imagenet", "learning_rate"),
-        classroom=Classroom(input_size=163),
+        classroom=Classroom(input_size=163), own=Classroom(epochs=15, sample=1.0, input_size=163, width=0.25),
         knobs=(Knob("dropout", 0.5, range=(0.0, 0.9)),)),
     Architecture(
         name="vgg19", title="VGG19", year=2014, depth=19,
@@ -179,6 +189,7 @@ for _arch in [
         dataset="cifar10", input_size=224, min_input_size=32, builder=transfer, fit="resize",
         labels="integer", lecture_sample=0.1, normalise="none", graph=True, fixed_width=True,
         base_knob="base", head=head_layers, classroom=Classroom(width=1.0),
+        own=Classroom(epochs=15, sample=1.0, input_size=96, width=1.0, knobs=(("base", "mobilenetv2"),)),
         knobs=(Knob("base", "vgg19", choices=tuple(APPLICATIONS)),
                Knob("weights", "imagenet", choices=("imagenet", "random")),
                Knob("units", 256, range=(8, 4096), whole=True),

@@ -1,0 +1,228 @@
+"""A learner's own classes: what each way of adding images gives, and what each mistake says."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnlab import ModelConfig, TrainConfig, train
+from cnnlab.bundle import bundle_bytes, read_bundle
+from cnnlab.data import load_dataset, load_folder, load_npz, split
+from cnnlab.errors import LabError
+from cnnlab.features import FEATURES
+from cnnlab.owndata import MAX_CLASSES, MIN_IMAGES, SIDE, OwnData, clean_name, zip_classes
+
+
+def png(colour=(200, 30, 30), size=(120, 80), noise=0) -> bytes:
+    pixels = np.full((size[1], size[0], 3), colour, np.uint8)
+    if noise:
+        pixels = np.clip(pixels + np.random.default_rng(noise).integers(-20, 20, pixels.shape), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def jpeg(colour=(30, 30, 200)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 200), colour).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def zipped(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def own(tmp_path):
+    return OwnData(tmp_path / "own", max_images=60)
+
+
+def files_on_disk(own) -> set[str]:
+    return {p.name for p in own.folder.rglob("*")} if own.folder.exists() else set()
+
+
+def test_several_files_at_once_join_one_class_at_the_working_size(own):
+    cat = own.add_class("  my   cat ")
+    added = own.add_images(cat.id, [("a.png", png()), ("b.jpg", jpeg()), ("notes.txt", b"hello")])
+    assert clean_name("  my   cat ") == "my cat" and own.get(cat.id).count == 2 and added.total == 2
+    assert [name for name, _ in added.skipped] == ["notes.txt"]  # the unreadable file is named, not fatal
+    images = own.images(cat.id)
+    assert images.shape == (2, SIDE, SIDE, 3) and images.dtype == np.uint8
+    assert tuple(images[0, 0, 0]) == (200, 30, 30)
+
+
+def test_a_zip_of_class_folders_inside_one_top_folder_makes_a_class_per_folder(own):
+    data = zipped({"pets/cat/1.png": png(), "pets/cat/2.jpg": jpeg(), "pets/dog/1.png": png((0, 200, 0)),
+                   "pets/.DS_Store": b"junk", "__MACOSX/pets/cat/._1.png": b"junk", "pets/dog/readme.txt": b"x"})
+    added = own.add_zip(data, "pets.zip")
+    assert {c.name: c.count for c in own.classes()} == {"cat": 2, "dog": 1}
+    assert [name for name, _ in added.skipped] == ["pets/dog/readme.txt"]  # system files pass silently
+
+
+def test_a_zip_merges_into_classes_of_the_same_name(own):
+    cat = own.add_class("Cat")
+    own.add_zip(zipped({"cat/1.png": png(), "mug/1.png": png((9, 9, 9))}))
+    assert {c.name: c.count for c in own.classes()} == {"Cat": 1, "mug": 1} and own.get(cat.id).count == 1
+
+
+def test_names_that_climb_out_of_the_zip_are_left_out_and_nothing_is_written_outside(own, tmp_path):
+    data = zipped({"../evil/1.png": png(), "/abs/1.png": png(), "cat/../../x.png": png(), "cat/ok.png": png()})
+    before = {p for p in tmp_path.rglob("*")}
+    added = own.add_zip(data)
+    assert {c.name: c.count for c in own.classes()} == {"cat": 1}
+    assert len(added.skipped) == 3 and all("outside" in str(why) for _, why in added.skipped)
+    written = {p for p in tmp_path.rglob("*")} - before
+    assert all(own.folder in p.parents or p == own.folder for p in written)
+
+
+def test_an_empty_zip_and_a_file_that_is_not_one_are_refused_with_nothing_changed(own):
+    own.add_class("cat")
+    before = files_on_disk(own)
+    with pytest.raises(LabError, match="empty"):
+        own.add_zip(zipped({}), "empty.zip")
+    with pytest.raises(LabError, match="not a zip"):
+        own.add_zip(b"not a zip at all", "photo.zip")
+    with pytest.raises(LabError, match="No image"):
+        own.add_zip(zipped({"loose.png": png()}))  # an image outside any class folder
+    assert files_on_disk(own) == before and [c.name for c in own.classes()] == ["cat"]
+
+
+def test_eleven_classes_are_refused_whole(own):
+    data = zipped({f"class{k}/1.png": png((k * 20, 0, 0)) for k in range(MAX_CLASSES + 1)})
+    with pytest.raises(LabError, match=f"up to {MAX_CLASSES} classes.*11"):
+        own.add_zip(data)
+    assert own.classes() == [] and files_on_disk(own) == set()
+    for k in range(MAX_CLASSES):
+        own.add_class(f"class {k}")
+    with pytest.raises(LabError, match=f"up to {MAX_CLASSES} classes"):
+        own.add_class("one more")
+
+
+def test_a_duplicate_class_name_is_refused_whatever_its_case(own):
+    own.add_class("Cat")
+    with pytest.raises(LabError, match="called 'cat' already"):
+        own.add_class("cat")
+    dog = own.add_class("dog")
+    with pytest.raises(LabError, match="already"):
+        own.rename_class(dog.id, "CAT")
+    own.rename_class(dog.id, "puppy")
+    assert [c.name for c in own.classes()] == ["Cat", "puppy"]
+    with pytest.raises(LabError, match="name"):
+        own.add_class("   ")
+
+
+def test_a_class_too_small_to_train_on_says_the_minimum(own):
+    cat, dog = own.add_class("cat"), own.add_class("dog")
+    own.add_images(cat.id, [(f"{i}.png", png(noise=i + 1)) for i in range(MIN_IMAGES)])
+    own.add_images(dog.id, [("1.png", png((0, 0, 250)))])
+    problems = [str(p) for p in own.problems()]
+    assert len(problems) == 1 and "dog" in problems[0] and str(MIN_IMAGES) in problems[0]
+    with pytest.raises(LabError, match="dog"):
+        own.freeze()
+
+
+def test_the_server_limit_bounds_the_images_and_refuses_a_whole_upload(own):
+    cat = own.add_class("cat")
+    own.add_images(cat.id, [(f"{i}.png", png(noise=i + 1)) for i in range(58)])
+    with pytest.raises(LabError, match="60 images"):
+        own.add_images(cat.id, [(f"{i}.png", png()) for i in range(3)])
+    assert own.get(cat.id).count == 58
+
+
+def test_removing_an_image_or_a_class_removes_its_files(own):
+    cat = own.add_class("cat")
+    own.add_images(cat.id, [("a.png", png()), ("b.png", png((1, 2, 3)))])
+    first = own.get(cat.id).images[0]
+    own.remove_image(cat.id, first)
+    assert own.get(cat.id).count == 1 and f"{first}.png" not in files_on_disk(own)
+    own.remove_class(cat.id)
+    assert own.classes() == [] and not any(name.endswith(".png") for name in files_on_disk(own))
+
+
+def test_the_split_is_seeded_and_stratified_and_the_frozen_file_loads_with_its_names(own):
+    for k, colour in enumerate([(250, 0, 0), (0, 250, 0)]):
+        c = own.add_class(["rock", "paper"][k])
+        own.add_images(c.id, [(f"{i}.png", png(colour, noise=i + 1)) for i in range(10)])
+    path = own.freeze(seed=3)
+    data = load_npz(path)
+    assert data.class_names == ("rock", "paper") and list(data.class_counts("test")) == [2, 2]
+    assert list(data.class_counts("train")) == [8, 8]
+    assert own.freeze(seed=3) == path and own.freeze(seed=4) != path
+
+
+def test_a_folder_of_class_folders_reads_as_keras_orders_it(tmp_path):
+    for name, colour in (("zebra", (0, 0, 0)), ("apple", (255, 0, 0))):
+        (tmp_path / name / "more").mkdir(parents=True)
+        for i in range(5):
+            (tmp_path / name / ("more" if i == 4 else "") / f"{i}.png").write_bytes(png(colour, noise=i + 1))
+    (tmp_path / "apple" / "notes.txt").write_text("not an image")
+    data = load_folder(tmp_path, seed=0)
+    assert data.class_names == ("apple", "zebra") and len(data.x_train) + len(data.x_test) == 10
+    assert list(data.class_counts("test")) == [1, 1]
+    assert load_dataset(path=tmp_path).class_names == ("apple", "zebra")
+
+
+def test_a_bad_folder_says_what_it_needs(tmp_path):
+    (tmp_path / "only").mkdir()
+    with pytest.raises(LabError, match="one folder per class"):
+        load_folder(tmp_path)
+    (tmp_path / "other").mkdir()
+    with pytest.raises(LabError, match="no PNG or JPEG"):
+        load_folder(tmp_path)
+
+
+def test_split_holds_out_a_share_of_every_class():
+    y = np.array([0] * 10 + [1] * 3)
+    data = split(np.zeros((13, 2, 2, 3), np.uint8), y, ("a", "b"), seed=1)
+    assert list(data.class_counts("test")) == [2, 1] and list(data.class_counts("train")) == [8, 2]
+
+
+def test_zip_classes_reads_only_bytes():
+    folders, skipped = zip_classes(zipped({"a/1.png": png(), "a/2.png": png()}))
+    assert list(folders) == ["a"] and len(folders["a"]) == 2 and skipped == []
+
+
+def two_clear_classes(own, per_class: int = 12):
+    """Bright horizontal stripes against dark vertical ones: different to any base, random or trained."""
+    rng = np.random.default_rng(0)
+    for name, axis, level in (("stripes", 0, 230), ("bars", 1, 40)):
+        made = own.add_class(name)
+        files = []
+        for i in range(per_class):
+            pixels = np.zeros((96, 96, 3), np.uint8)
+            lines = [slice(None), slice(None)]
+            lines[axis] = slice(int(rng.integers(0, 4)), None, 8)
+            pixels[tuple(lines)] = level
+            noisy = np.clip(pixels + rng.integers(0, 30, pixels.shape), 0, 255).astype(np.uint8)
+            buffer = io.BytesIO()
+            Image.fromarray(noisy).save(buffer, format="PNG")
+            files.append((f"{i}.png", buffer.getvalue()))
+        own.add_images(made.id, files)
+
+
+def test_transfer_learns_two_clear_classes_and_reuses_their_features(tmp_path):
+
+    """Nothing is downloaded here, so the base keeps random weights: VGG16's (a random MobileNetV2's
+    features fade to about 1e-12 through its unfitted batch normalisations, as the Train page warns)."""
+    own = OwnData(tmp_path / "own")
+    two_clear_classes(own)
+    path = own.freeze(seed=0)
+    model = ModelConfig("transfer", input_size=96, knobs={"base": "vgg16", "weights": "random"})
+    first = train(TrainConfig(model, data_path=str(path), epochs=5, batch_size=8, seed=0))
+    assert first.test_accuracy > 0.9 and first.class_names == ("stripes", "bars")
+    computed = FEATURES.misses
+    again = train(TrainConfig(model, data_path=str(path), epochs=5, batch_size=8, learning_rate=3e-3, seed=0))
+    assert FEATURES.misses == computed, "the second run's features come from the cache"
+    assert again.test_accuracy > 0.9
+    data = load_npz(path)
+    back = read_bundle(bundle_bytes(again), 2**30)  # as the pages read a finished run: its head's statistics too
+    assert np.allclose(back.model.predict(data.x_test, verbose=0), again.model.predict(data.x_test, verbose=0),
+                       atol=1e-5)
