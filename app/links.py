@@ -49,7 +49,8 @@ def _knob_names(architectures) -> tuple[str, ...]:
 
 
 # The query's names each page reads and writes: its settings, and each knob under the knob's own name.
-TRAIN_NAMES = ("arch", "recipe", "epochs", "batch", "lr", "sample", "size", "width", "accum", "seed",
+DATA_CHOICES = ("lecture", "own")          # the Train page's data: the network's dataset, or the learner's own classes
+TRAIN_NAMES = ("data", "arch", "recipe", "epochs", "batch", "lr", "sample", "size", "width", "accum", "seed",
                *_knob_names(cnnlab.list_architectures(trainable=True)))
 ARCHITECTURE_NAMES = ("arch", "size", "width", *_knob_names(cnnlab.list_architectures()))
 
@@ -160,18 +161,21 @@ def recipe(name: str) -> cnnlab.Recipe:
 def train() -> Link:
     """The Train page's settings, from its URL where a link names them; before the sidebar is drawn."""
     link = Link("train", TRAIN_NAMES)
-    names = cnnlab.list_architectures(trainable=True)
-    arch = cnnlab.get_architecture(link.take(Setting("arch", "train-arch", names[0], _one_of("arch", names))))
-    defaults = lessons.train_defaults(arch.name)
-    recipe_name = link.take(Setting("recipe", f"train-recipe-{arch.name}", defaults.recipe,
+    own = link.take(Setting("data", "train-data", DATA_CHOICES[0], _one_of("data", DATA_CHOICES))) == "own"
+    names = cnnlab.list_architectures(trainable=True, own=own or None)
+    key = "own-" if own else ""  # the own classes' settings are kept apart from the lecture's
+    arch = cnnlab.get_architecture(link.take(Setting("arch", f"train-arch{'-own' if own else ''}", names[0],
+                                                     _one_of("arch", names))))
+    defaults = lessons.train_defaults(arch.name, own=own)
+    recipe_name = link.take(Setting("recipe", f"train-recipe-{key}{arch.name}", defaults.recipe,
                                     _one_of("recipe", RECIPE_NAMES)))
     chosen = recipe(recipe_name)
-    batch = link.take(Setting("batch", f"train-batch-{arch.name}-{recipe_name}",  # a recipe brings its own batch
+    batch = link.take(Setting("batch", f"train-batch-{key}{arch.name}-{recipe_name}",  # a recipe brings its own batch
                               defaults.batch_size if recipe_name == defaults.recipe else chosen.batch_size,
                               _one_of("batch", controls.BATCH_SIZES)))
-    classroom, keys, steps = defaults.classroom, adjustable_keys(arch), controls.accumulation_steps(int(batch))
+    classroom, keys, steps = defaults.classroom, adjustable_keys(arch, own), controls.accumulation_steps(int(batch))
     for setting in (
-            Setting("epochs", f"train-epochs-{arch.name}", classroom.epochs, _whole("epochs", *EPOCHS)),
+            Setting("epochs", f"train-epochs-{key}{arch.name}", classroom.epochs, _whole("epochs", *EPOCHS)),
             Setting("lr", f"lr-{recipe_name}", chosen.learning_rate, _number("lr", *LEARNING_RATES),
                     unused=None if recipe_name == CUSTOM else Text("links.why_recipe_rate", recipe=recipe_name)),
             Setting("accum", keys["accumulation_steps"], 1, _one_of("accum", steps), offered=steps),
@@ -179,7 +183,7 @@ def train() -> Link:
             Setting("size", keys["input_size"], max(arch.min_input_size, classroom.input_size or arch.input_size),
                     _whole("size", arch.min_input_size, MAX_INPUT_SIZE)),
             Setting("width", keys["width"], classroom.width, _on_grid("width", controls.WIDTHS), unused=_fixed(arch)),
-            *_knobs(arch, "train", defaults.knobs),
+            *_knobs(arch, f"train-{key}".rstrip("-"), defaults.knobs),
             Setting("seed", "train-seed", SEEDS[0], _whole("seed", *SEEDS))):
         link.take(setting)
     return link.taken(arch)

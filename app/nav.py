@@ -19,9 +19,11 @@ PAGES = (("streamlit_app.py", "home", "🏠"), ("pages/1_Architecture.py", "arch
          ("pages/2_Data.py", "data", "🖼️"), ("pages/3_Train.py", "train", "📈"), ("pages/4_Predict.py", "predict", "🔍"),
          ("pages/5_Evaluate.py", "evaluate", "🧮"), ("pages/6_Inside.py", "inside", "🔬"),
          ("pages/10_How_it_computes.py", "computes", "🔢"), ("pages/7_Your_image.py", "your_image", "✏️"),
+         ("pages/11_Your_classes.py", "own", "🧺"),
          ("pages/8_Zoo.py", "zoo", "🦒"),
          ("pages/9_Lessons.py", "lessons", "🎓"))
 TRAIN_PAGE = "pages/3_Train.py"
+OWN_PAGE = "pages/11_Your_classes.py"
 HEARTBEAT_SECONDS = 5  # far below any sensible abandoned_after_seconds, even in a throttled background tab
 REMOVED_SHOWN_SECONDS = 7 * 86400  # runs removed to make room are named in the sidebar for a week
 
@@ -48,9 +50,9 @@ def page(key: str) -> None:
         st.info(t("workspace.viewing", run=f"#{runs()[0].id}" if runs() else ""))
 
 
-def link(target: str, label: str, icon: str | None = None) -> None:
-    """A link to another of the lab's pages that keeps this tab's workspace (or shared run)."""
-    st.page_link(target, label=label, icon=icon, query_params=session.link_query())
+def link(target: str, label: str, icon: str | None = None, query: dict | None = None) -> None:
+    """A link to another of the lab's pages that keeps this tab's workspace (or shared run), with `query`'s settings."""
+    st.page_link(target, label=label, icon=icon, query_params={**session.link_query(), **(query or {})})
 
 
 def switch(target: str) -> None:

@@ -33,6 +33,24 @@ def _dataset(name: str, source: str) -> cnnlab.Dataset:
     return data
 
 
+def data_of(config: cnnlab.TrainConfig) -> cnnlab.Dataset:
+    """The images a run trains on: the file or folder its settings name (a learner's own classes, frozen
+    as they were at Start), else its dataset."""
+    if config.data_path is None:
+        return dataset(config.dataset, config.source)
+    with st.spinner(t("app.loading_dataset")):
+        return _data_file(str(config.data_path))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _data_file(path: str) -> cnnlab.Dataset:
+    """A frozen split is named by its content, so one path is always the same images."""
+    data = cnnlab.load_dataset(path=path)
+    for array in (data.x_train, data.y_train, data.x_test, data.y_test):
+        array.setflags(write=False)
+    return data
+
+
 def store() -> Store:
     """The learners' workspaces, in the data folder (CNNLAB_DATA_DIR, else the user's cache)."""
     return _store(str(workspaces.data_dir()))

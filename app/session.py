@@ -13,10 +13,11 @@ import streamlit as st
 import cnnlab
 from cnnlab.bundle import bundle_bytes, read_bundle
 from cnnlab.errors import LabError, Text
+from cnnlab.owndata import OwnData
 from cnnlab.runner import BackgroundRun
 from cnnlab.workspaces import StoredRun, well_formed
 
-from .resources import dataset, store, training_pool
+from .resources import data_of, dataset, store, training_pool
 from .text import t
 
 WORKSPACE, VIEW = "ws", "view"  # the URL's query: whose work this tab shows, or which run it shows read-only
@@ -103,6 +104,13 @@ def recall(name: str, default=None):
     return default if read_only() else store().recall(workspace(), name, default)
 
 
+def own_data() -> OwnData:
+    """This workspace's own classes (on disk, so they survive a reload and a restart)."""
+    if read_only():
+        raise LabError("workspace.read_only")
+    return store().own(workspace())
+
+
 def kept_runs() -> int:
     """Runs kept per workspace, on disk."""
     return training_pool().settings.kept_runs
@@ -120,7 +128,7 @@ def start_run(config: cnnlab.TrainConfig, label: str = "", resume: BackgroundRun
     earlier = None
     if resume is not None:
         earlier = resume.run if isinstance(resume, BackgroundRun) else store().load(resume.id, optimizer=True)
-    return training_pool().submit(config, dataset(config.dataset), label or (
+    return training_pool().submit(config, data_of(config), label or (
         t("runs.continued", id=resume.id) if resume else ""), earlier, workspace=workspace())
 
 
@@ -165,4 +173,4 @@ def bundle(run: BackgroundRun | StoredRun) -> bytes:
 
 def validation_sample(run: BackgroundRun | StoredRun) -> cnnlab.Dataset:
     """The test sample this run was validated on."""
-    return dataset(run.config.dataset).sample(run.config.sample, seed=run.config.seed)
+    return data_of(run.config).sample(run.config.sample, seed=run.config.seed)

@@ -13,14 +13,18 @@ from cnnlab import controls, lessons
 from cnnlab.architectures import MAX_INPUT_SIZE
 from cnnlab.charts import learning_rate_curve, training_curves
 from cnnlab.cost import CostEstimate, check_fits, estimate_cost
+from cnnlab.datasets import TEST_SHARE
 from cnnlab.devices import backend
 from cnnlab.errors import LabError, Text
+from cnnlab.owndata import IMAGE_SHAPE
+from cnnlab.pretrained import cached_path
 from cnnlab.runner import BackgroundRun, RunStatus
 from cnnlab.runs import history_json
 from cnnlab.training import learning_rates
 
-from . import links, network, session
-from .resources import dataset, store, training_pool
+from . import links, nav, network, session
+from .nav import OWN_PAGE
+from .resources import data_of, store, training_pool
 from .text import arch_title, class_name, duration, gigabytes, language, run_label, say, settings_text, t
 from .widgets import offer_suggestions, refusal
 
@@ -49,9 +53,12 @@ def settings() -> tuple[cnnlab.Architecture, cnnlab.TrainConfig]:
     link = links.train()
     with st.sidebar:
         st.header(t("train.settings"))
-        arch = cnnlab.get_architecture(st.selectbox(t("architecture.choose"), cnnlab.list_architectures(trainable=True),
-                                                    key=link.key("arch"), format_func=arch_title))
-        defaults = lessons.train_defaults(arch.name)
+        own = st.segmented_control(t("train.data"), links.DATA_CHOICES, key=link.key("data"),
+                                   format_func=lambda choice: t(f"train.data_{choice}")) == "own"
+        names = cnnlab.list_architectures(trainable=True, own=own or None)
+        arch = cnnlab.get_architecture(st.selectbox(t("architecture.choose"), names, key=link.key("arch"),
+                                                    format_func=arch_title))
+        defaults = lessons.train_defaults(arch.name, own=own)
         recipe_name = st.selectbox(t("train.recipe"), links.RECIPE_NAMES, help=t("train.recipe_help"),
                                    key=link.key("recipe"))
         recipe = links.recipe(recipe_name)
@@ -77,23 +84,46 @@ def settings() -> tuple[cnnlab.Architecture, cnnlab.TrainConfig]:
     link.keep()
     with st.sidebar:
         link.share()
-    return arch, cnnlab.TrainConfig(
+    config = cnnlab.TrainConfig(
         cnnlab.ModelConfig(arch.name, input_size=int(input_size), width=width, knobs=knobs),
         recipe=recipe.name, epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(lr), sample=sample,
         seed=int(seed), accumulation_steps=int(accumulation))
+    return arch, (_on_own_classes(arch, config) if own else config)
+
+
+def _on_own_classes(arch: cnnlab.Architecture, config: cnnlab.TrainConfig) -> cnnlab.TrainConfig | None:
+    """The run on the learner's own classes, split with the run's seed as they stand now; None (with why,
+    and the way to the page that makes them) while they cannot be trained on."""
+    own = session.own_data()
+    problems = own.problems()
+    if problems:
+        st.info(t("own.not_ready", why=say(problems[0])))
+        nav.link(OWN_PAGE, label=t("train.own_make"), icon="🧺")
+        return None
+    with refusal():
+        path = own.freeze(config.seed)
+    base = arch.base(config.model.knobs)
+    if base is not None and (config.model.knobs.get("weights") == "random" or not cached_path(base.no_top).is_file()):
+        st.caption(t("train.own_weights_random" if config.model.knobs.get("weights") == "random"
+                     else "train.own_weights_download", name=base.name))
+    classes = own.classes()
+    model = dataclasses.replace(config.model, raw_shape=IMAGE_SHAPE, classes=len(classes))
+    return dataclasses.replace(config, model=model, data_path=str(path))
 
 
 def plan(arch: cnnlab.Architecture, config: cnnlab.TrainConfig) -> Plan:
     """What the run will cost, before it starts: time per epoch, peak memory, images, the learning rate."""
     with refusal():
         config = config.resolved()
-        n_train, n_test = dataset(config.dataset).sizes(config.sample)
+        n_train, n_test = data_of(config).sizes(config.sample)
         cost = estimate_cost(config, n_train, n_test)
     time_col, memory_col, data_col = st.columns(3)
     time_col.metric(t("train.time_per_epoch"), duration(cost.seconds_per_epoch),
                     help=None if not cost.once_seconds else t("train.head_only"))
     memory_col.metric(t("train.peak_memory"), gigabytes(cost.peak_bytes))
     data_col.metric(t("train.training_images"), cnnlab.i18n.number(n_train))
+    if config.data_path is not None:
+        st.caption(t("train.own_split", share=f"{TEST_SHARE:.0%}", train=n_train, test=n_test, seed=config.seed))
     if cost.once_seconds:
         st.caption(t("train.features_once", duration=duration(cost.once_seconds)))
     st.caption(t("train.backend", **backend()))

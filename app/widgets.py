@@ -43,11 +43,12 @@ def refusal(stop: bool = True, arch: cnnlab.Architecture | None = None):
             st.stop()
 
 
-def adjustable_keys(arch: cnnlab.Architecture) -> dict[str, str]:
+def adjustable_keys(arch: cnnlab.Architecture, own: bool = False) -> dict[str, str]:
     """The Train page's widget keys of the settings a memory refusal may suggest changing
-    (`cost.Suggestion.changes`), per architecture where their defaults differ."""
-    return {"input_size": f"train-input-{arch.name}", "width": f"train-width-{arch.name}",
-            "sample": f"train-sample-{arch.name}", "accumulation_steps": "train-accumulation"}
+    (`cost.Suggestion.changes`), per architecture where their defaults differ, and apart for own classes."""
+    name = f"own-{arch.name}" if own else arch.name
+    return {"input_size": f"train-input-{name}", "width": f"train-width-{name}",
+            "sample": f"train-sample-{name}", "accumulation_steps": "train-accumulation"}
 
 
 def seed_widgets(defaults: dict, offered: dict | None = None) -> None:

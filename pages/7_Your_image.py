@@ -18,11 +18,14 @@ shape = tuple(model.input_shape[1:])
 names = choice.run.class_names
 digits = shape[-1] == 1  # grey digits can be drawn; colour photos are uploaded
 
-source = st.radio(t("your_image.source"), ["draw", "upload"] if digits else ["upload"], horizontal=True,
-                  format_func=lambda s: t(f"your_image.{s}"))
+source = st.radio(t("your_image.source"), ["draw", "upload", "camera"] if digits else ["upload", "camera"],
+                  horizontal=True, format_func=lambda s: t(f"your_image.{s}"))
 if source == "draw":
     st.caption(t("your_image.draw_note"))
     picture, file_name, missing = drawing_pad(key=f"canvas-{choice.id}"), None, t("your_image.canvas_empty")
+elif source == "camera":
+    shot = st.camera_input(t("your_image.camera_take"), key=f"camera-{choice.id}")
+    picture, file_name, missing = (shot.getvalue() if shot else None), None, t("your_image.camera_missing")
 else:
     upload = st.file_uploader(t("your_image.uploader"), type=["png", "jpg", "jpeg"], key=f"upload-{choice.id}",
                               max_upload_size=IMAGE_UPLOAD_MB)
@@ -44,4 +47,7 @@ seen_col.image(upscaled(image, 6), caption=t("your_image.receives_digit" if digi
 cam_col.image(upscaled(explain.overlay(image, heat), 6), caption=f"Grad-CAM ({layer})")
 chart_col.markdown(t("your_image.prediction", label=class_label(names, predicted),
                      probability=f"{probabilities[predicted]:.1%}"))
+tops = cnnlab.top_k(probabilities, names, 3)[0]
+chart_col.caption(t("your_image.top", classes=", ".join(f"{class_label(names, top['class'])} {top['probability']:.1%}"
+                                                        for top in tops)))
 chart_col.plotly_chart(class_probabilities(probabilities, class_names(names), lang=language()), width="stretch")

@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 ARTIFACTS = ROOT / "tests" / "artifacts"
 PAGES = {"": "CNN Lab", "Architecture": "Architecture", "Data": "Data", "Train": "Train", "Predict": "Predict",
          "Evaluate": "Evaluate", "Inside": "Inside the network", "How_it_computes": "How it computes",
-         "Your_image": "Your image", "Zoo": "Model zoo",
+         "Your_image": "Your image", "Your_classes": "Your classes", "Zoo": "Model zoo",
          "Lessons": "Lessons: what the lecture found, run live"}
 
 playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (requirements-dev.txt)")
