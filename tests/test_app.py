@@ -180,7 +180,7 @@ def test_your_image_page_waits_for_a_drawing(trained_session):
     at = page("pages/7_Your_image.py")
     same_workspace(trained_session, at)
     no_exceptions(at.run())
-    assert at.radio[0].options == ["Draw a digit", "Upload a file"]
+    assert at.radio[0].options == ["Draw a digit", "Upload a file", "Take a photo"]
     assert "draw a digit first" in at.info[0].value
 
 

@@ -226,3 +226,17 @@ def test_transfer_learns_two_clear_classes_and_reuses_their_features(tmp_path):
     back = read_bundle(bundle_bytes(again), 2**30)  # as the pages read a finished run: its head's statistics too
     assert np.allclose(back.model.predict(data.x_test, verbose=0), again.model.predict(data.x_test, verbose=0),
                        atol=1e-5)
+
+
+def test_a_workspaces_classes_live_in_its_own_folder_and_go_with_it(tmp_path):
+    from cnnlab.workspaces import open_store
+
+    store = open_store(tmp_path / "data")
+    mine, theirs = store.create_workspace(), store.create_workspace()
+    store.own(mine).add_images(store.own(mine).add_class("cat").id, [("a.png", png())])
+    store.own(theirs).add_class("dog")
+    assert [c.name for c in store.own(mine).classes()] == ["cat"] and mine not in str(store.own(mine).folder)
+    assert [c.name for c in open_store(tmp_path / "data").own(mine).classes()] == ["cat"]  # a restarted server
+    folder = store.own(mine).folder
+    store.delete_workspace(mine)
+    assert not folder.exists() and [c.name for c in store.own(theirs).classes()] == ["dog"]
