@@ -105,8 +105,10 @@ def pick_test_image(data: cnnlab.Dataset, key: str, primary: bool = False) -> tu
     return index, data.x_test[index], int(data.y_test[index])
 
 
-def upscaled(image, scale: int = 6):
-    """A small dataset image enlarged with hard pixel edges, as a learner should see it."""
+def upscaled(image, scale: int = 6, largest: int = 300):
+    """A small dataset image enlarged with hard pixel edges, as a learner should see it: `scale` times,
+    or less where that would pass `largest` pixels (a 96 px photo of the learner's own classes)."""
+    scale = max(1, min(scale, largest // max(image.shape[:2])))
     picture = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
     return picture[..., 0] if picture.shape[-1] == 1 else picture
 
