@@ -115,6 +115,7 @@ def classes() -> None:
             name_col, count_col, remove_col = st.columns([3, 2, 2], vertical_alignment="center")
             name_col.subheader(own_class.name)
             count_col.markdown(t("own.count", count=own_class.count))
+            _rename(own, own_class, count_col)
             if remove_col.button(t("own.remove_class"), key=f"own-remove-{own_class.id}", icon="🗑️"):
                 own.remove_class(own_class.id)
                 st.rerun()
@@ -133,6 +134,19 @@ def classes() -> None:
                     _uploaded(key, lambda c=own_class.id, files=uploads: own.add_images(
                         c, [(u.name, u.getvalue()) for u in files]))
             _grid(own, own_class)
+
+
+def _rename(own: OwnData, own_class, column) -> None:
+    with column.popover(t("own.rename"), icon="✏️"), st.form(f"own-rename-{own_class.id}", border=False):
+        name = st.text_input(t("own.new_name"), value=own_class.name, max_chars=owndata.MAX_NAME,
+                             key=f"own-rename-name-{own_class.id}")
+        if st.form_submit_button(t("own.rename")):
+            try:
+                own.rename_class(own_class.id, name)
+            except LabError as problem:
+                st.error(say(problem))
+            else:
+                st.rerun()
 
 
 def _grid(own: OwnData, own_class) -> None:

@@ -58,7 +58,7 @@ def main() -> None:
                             knobs={"base": "mobilenetv2", "weights": "random"})
         extractor = keras.Model(model.input, model.get_layer("head_norm").input)
 
-        def features():
+        def features(extractor=extractor, images=images):
             for start in range(0, IMAGES, BATCH):
                 np.asarray(extractor(images[start:start + BATCH], training=False))
 

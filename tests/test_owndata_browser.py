@@ -3,8 +3,6 @@ takes a snapshot into a class, several files go in at once, and a reload finds t
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 from PIL import Image

@@ -124,3 +124,20 @@ def test_a_camera_snapshot_on_your_image_shows_what_the_net_sees_and_the_top_cla
     assert "what the network receives: 96x96 RGB" in seen
     captions = " ".join(c.value for c in mine.caption)
     assert "Top classes: " in captions and "sun" in captions and "sea" in captions
+
+
+def test_a_class_is_renamed_and_a_taken_name_is_refused():
+    at = no_exceptions(page(OWN).run())
+    add_class(at, "mug")
+    add_class(at, "cup")
+    from app.resources import store
+
+    form = "FormSubmitter:own-rename-{}-Rename"
+    ids = {c.name: c for c in store().own(at.session_state["workspace"]).classes()}
+    cup = ids["cup"].id
+    at.text_input(key=f"own-rename-name-{cup}").set_value("mug")
+    no_exceptions(at.button(key=form.format(cup)).click().run())
+    assert "already" in at.error[0].value and classes_of(at) == {"mug": 0, "cup": 0}
+    at.text_input(key=f"own-rename-name-{cup}").set_value("teapot")
+    no_exceptions(at.button(key=form.format(cup)).click().run())
+    assert classes_of(at) == {"mug": 0, "teapot": 0}
