@@ -13,7 +13,7 @@ from cnnlab.architectures import MAX_INPUT_SIZE
 from cnnlab.charts import number_grid, picture_with_boxes
 
 from . import session
-from .text import arch_title, class_label, language, t
+from .text import arch_title, class_label, class_text, language, t
 from .widgets import choose_trained_run, pick_test_image, refusal
 
 AUTOPLAY_SECONDS = 0.5  # one output cell after another; each step is a round trip to the server
@@ -28,7 +28,7 @@ def chosen():
     choice = choose_trained_run()
     data = session.validation_sample(choice)
     index, image, label = pick_test_image(data, key=f"computes-index-{choice.id}")
-    st.caption(t("computes.image", index=index, label=class_label(data.class_names, label)))
+    st.caption(t("computes.image", index=index, label=class_text(data.class_names, label)))
     return choice, data, image
 
 
@@ -205,7 +205,7 @@ def _softmax(traced_: compute.Trace, step: compute.Step, class_names) -> None:
                   t("computes.column.exp"): [_n(s.exponentials[i]) for i in order],
                   t("computes.column.probability"): [f"{s.probabilities[i]:.4%}" for i in order]}, hide_index=True)
     st.markdown(t("computes.softmax", shift=_n(s.shift), total=_n(s.total), classes=len(s.logits),
-                  name=class_label(class_names, s.predicted), probability=f"{s.probabilities[s.predicted]:.2%}"))
+                  name=class_text(class_names, s.predicted), probability=f"{s.probabilities[s.predicted]:.2%}"))
     if s.matches:
         st.success(t("computes.softmax_matches"))
     else:

@@ -12,7 +12,7 @@ from cnnlab.owndata import OwnData
 
 from . import nav, session
 from .nav import TRAIN_PAGE
-from .text import say, t
+from .text import plain, say, t
 from .widgets import IMAGE_UPLOAD_MB, upscaled
 
 GRID_COLUMNS = 6       # thumbnails per row: a phone shows them two or three to a row, stacked
@@ -24,6 +24,19 @@ def data() -> OwnData:
     return session.own_data()
 
 
+def readable() -> bool:
+    """Whether the workspace's list of classes can be read; if not, why, and a way to start over."""
+    try:
+        data().classes()
+    except LabError as damaged:
+        st.error(say(damaged))
+        if st.button(t("own.start_over"), icon="🧹", type="primary"):
+            data().start_over()
+            st.rerun()
+        return False
+    return True
+
+
 def _report(key: str) -> None:
     """What the last upload into `key` added and left out, kept across the rerun that cleared the uploader."""
     report = st.session_state.pop(f"own-report-{key}", None)
@@ -33,7 +46,7 @@ def _report(key: str) -> None:
     if added:
         st.success(t("own.added", count=added))
     for name, why in skipped[:10]:
-        st.caption(t("own.skipped", name=name, why=say(why)))
+        st.caption(t("own.skipped", name=plain(name), why=plain(say(why))))
     if len(skipped) > 10:
         st.caption(t("own.skipped_more", count=len(skipped) - 10))
 
@@ -90,7 +103,7 @@ def camera() -> None:
         return
     with st.expander(t("own.camera_header"), icon="📷"):
         by_id = {c.id: c for c in classes}
-        target = st.selectbox(t("own.camera_class"), list(by_id), format_func=lambda i: by_id[i].name,
+        target = st.selectbox(t("own.camera_class"), list(by_id), format_func=lambda i: plain(by_id[i].name),
                               key="own-camera-class")
         if not st.toggle(t("own.camera_on"), key="own-camera-on"):
             st.caption(t("own.camera_note"))
@@ -113,18 +126,18 @@ def classes() -> None:
     for own_class in found:
         with st.container(border=True):
             name_col, count_col, remove_col = st.columns([3, 2, 2], vertical_alignment="center")
-            name_col.subheader(own_class.name)
+            name_col.subheader(plain(own_class.name))
             count_col.markdown(t("own.count", count=own_class.count))
             _rename(own, own_class, count_col)
             if remove_col.button(t("own.remove_class"), key=f"own-remove-{own_class.id}", icon="🗑️"):
                 own.remove_class(own_class.id)
                 st.rerun()
             if own_class.count < owndata.MIN_IMAGES:
-                st.warning(t("own.too_few_images", name=own_class.name, count=own_class.count,
+                st.warning(t("own.too_few_images", name=plain(own_class.name), count=own_class.count,
                              least=owndata.MIN_IMAGES))
             key = f"files-{own_class.id}"
             round_ = st.session_state.get(f"own-round-{key}", 0)
-            uploads = st.file_uploader(t("own.files_uploader", name=own_class.name), type=["png", "jpg", "jpeg"],
+            uploads = st.file_uploader(t("own.files_uploader", name=plain(own_class.name)), type=["png", "jpg", "jpeg"],
                                        accept_multiple_files=True, key=f"own-{key}-{round_}",
                                        max_upload_size=IMAGE_UPLOAD_MB)
             _error(key)
@@ -154,7 +167,10 @@ def _grid(own: OwnData, own_class) -> None:
     shown = own_class.images if everything else own_class.images[:SHOWN]
     for start in range(0, len(shown), GRID_COLUMNS):
         for column, image_id in zip(st.columns(GRID_COLUMNS), shown[start:start + GRID_COLUMNS]):
-            column.image(upscaled(own.pixels(image_id), 1), width="stretch")
+            try:
+                column.image(upscaled(own.pixels(image_id), 1), width="stretch")
+            except LabError as gone:  # its file went missing: it can still be removed
+                column.caption(say(gone))
             if column.button(t("own.remove_image"), key=f"own-remove-image-{image_id}", icon="✖️", width="stretch"):
                 own.remove_image(own_class.id, image_id)
                 st.rerun()
@@ -167,7 +183,7 @@ def readiness() -> None:
     own = data()
     problems = own.problems()
     if problems:
-        st.info(t("own.not_ready", why=say(problems[0])))
+        st.info(t("own.not_ready", why=plain(say(problems[0]))))
         return
     found = own.classes()
     counts = [c.count for c in found]

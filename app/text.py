@@ -3,6 +3,8 @@ numbers and errors as a learner reads them."""
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 import cnnlab
@@ -29,6 +31,11 @@ def say(thing) -> str:
     return errors.in_language(thing, language())
 
 
+def plain(text: str) -> str:
+    """A learner's own words (a class name, a file's name) shown as they are: Markdown in them draws nothing."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~:<>$])", r"\\\1", text)
+
+
 def class_name(names, index: int) -> str:
     """A class's name in this session's language (CIFAR-10's are translated; digits stay digits)."""
     key = f"classes.{names[index]}"
@@ -42,6 +49,11 @@ def class_names(names) -> list[str]:
 def class_label(names, index: int) -> str:
     """'7' for MNIST's digits, '3 · cat' for CIFAR-10."""
     return names[index] if names[index] == str(index) else f"{index} · {class_name(names, index)}"
+
+
+def class_text(names, index: int) -> str:
+    """`class_label` inside Markdown (a caption, a sentence): a learner's own class name draws nothing."""
+    return plain(class_label(names, index))
 
 
 def arch_title(arch: cnnlab.Architecture | str) -> str:

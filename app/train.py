@@ -101,14 +101,14 @@ def _on_own_classes(arch: cnnlab.Architecture, config: cnnlab.TrainConfig) -> cn
         nav.link(OWN_PAGE, label=t("train.own_make"), icon="🧺")
         return None
     with refusal():
-        path = own.freeze(config.seed)
+        path = own.freeze(config.seed, keep={run.config.data_path for run in session.runs() if run.config.data_path})
     base = arch.base(config.model.knobs)
     if base is not None and (config.model.knobs.get("weights") == "random" or not cached_path(base.no_top).is_file()):
         st.caption(t("train.own_weights_random" if config.model.knobs.get("weights") == "random"
                      else "train.own_weights_download", name=base.name))
-    classes = own.classes()
-    model = dataclasses.replace(config.model, raw_shape=IMAGE_SHAPE, classes=len(classes))
-    return dataclasses.replace(config, model=model, data_path=str(path))
+    config = dataclasses.replace(config, data_path=str(path))
+    model = dataclasses.replace(config.model, raw_shape=IMAGE_SHAPE, classes=data_of(config).num_classes)
+    return dataclasses.replace(config, model=model)
 
 
 def plan(arch: cnnlab.Architecture, config: cnnlab.TrainConfig) -> Plan:

@@ -134,15 +134,19 @@ def load_npz(path: str | Path, name: str | None = None, source: str = "file") ->
 def class_names_in(path: str | Path) -> tuple[str, ...] | None:
     """The class names an .npz carries as `class_names` (as the lab writes a learner's own classes), if any."""
     try:
+        _check_claimed_sizes(Path(path), ["class_names"])  # a header may claim terabytes: refused before reading
         with np.load(path, allow_pickle=False) as npz:
             if "class_names" not in npz.files:
                 return None
             names = npz["class_names"]
-    except _UNREADABLE:
+    except (*_UNREADABLE, LabError, MemoryError):
         return None
     if names.ndim != 1 or names.dtype.kind != "U" or not 2 <= len(names) <= MAX_CLASSES:
         return None
-    return tuple(" ".join(str(n).split())[:100] for n in names)
+    shown = tuple("".join(c for c in " ".join(str(n).split()) if c.isprintable())[:100] for n in names)
+    if not all(shown) or len(set(shown)) != len(shown):  # blank or repeated names are not names
+        return None
+    return shown
 
 
 def read_npz(path: str | Path, key_pairs: list[tuple[str, str]], need_all: bool = False) -> dict[str, np.ndarray]:
@@ -338,4 +342,7 @@ def image_files(path: str | Path) -> list[Path]:
 def load_folder(path: str | Path, seed: int = 0) -> Dataset:
     """A folder of class folders, split as `split` does: a seeded, stratified test share of every class."""
     x, y, names, _ = read_folder(path)
+    counts = np.bincount(y, minlength=len(names))
+    if counts.min() < 2:  # nothing would be left to test on, or to learn from
+        raise LabError("folder.too_few", path=str(Path(path) / names[int(counts.argmin())]), count=str(counts.min()))
     return split(x, y, names, seed, name=Path(path).name or "folder", source="folder")

@@ -152,7 +152,23 @@ def _decode(source, image_shape: tuple[int, int, int], name: str | None = None):
     except (UnidentifiedImageError, Image.DecompressionBombError) + _UNREADABLE as error:
         raise LabError("image_unreadable", name=name, reason=_reason(error)) from None
     factor = _working_factor(image.size, image_shape)
-    return _reducible(image).reduce(factor) if factor > 1 else image
+    turn = _UPRIGHT.get(_orientation(image))
+    image = _reducible(image).reduce(factor) if factor > 1 else _reducible(image)
+    return image.transpose(turn) if turn is not None else image
+
+
+# A phone stores a photo taken upright on its side, with an EXIF tag saying how to turn it
+# (the table of ImageOps.exif_transpose).
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
+
+
+def _orientation(image) -> int | None:
+    try:
+        return image.getexif().get(0x0112)
+    except _UNREADABLE:
+        return None
 
 
 def _read(source, name: str | None) -> tuple[bytes, str | Text]:
@@ -167,6 +183,10 @@ def _read(source, name: str | None) -> tuple[bytes, str | Text]:
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"No such image file: {path}")
+        size = path.stat().st_size
+        if size > MAX_BYTES:  # before reading it: a file named .png may be gigabytes
+            raise LabError("image_too_big", name=name or path.name, mb=f"{size / 2**20:.1f}",
+                           limit=str(MAX_BYTES // 2**20))
         data, shown = path.read_bytes(), path.name
     if name and name.strip():
         shown = " ".join(name.split())[:100]
@@ -226,8 +246,10 @@ def _reducible(image):
     """The picture in a mode Pillow's reduce() averages; palette, 1-bit and 16-bit modes have none."""
     if image.mode == "P":
         return image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if image.mode == "1" or image.mode.startswith("I;16"):
-        return image.convert("L" if image.mode == "1" else "I")
+    if image.mode == "1":
+        return image.convert("L")
+    if image.mode.startswith("I;16"):  # 16-bit grey to 8: Pillow's own conversion clips at 255 instead of scaling
+        return image.convert("I").point(lambda value: value / 257).convert("L")
     return image
 
 

@@ -22,10 +22,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import lzma
 import re
+import struct
 import threading
 import unicodedata
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -45,6 +48,7 @@ MIN_CLASSES, MAX_CLASSES = 2, 10
 MIN_IMAGES = 5                    # per class: four to learn from, one to test on
 MAX_NAME = 40                     # characters in a class name
 MAX_ZIP_MEMBERS = 5000            # entries a zip may list (folders, junk and images together)
+MAX_ZIP_IMAGE_BYTES = 2 * 2**20   # what one image in a zip may inflate to, on average over the zip's images
 JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 JUNK_FOLDERS = {"__macosx"}
 _LOCKS: dict[str, threading.Lock] = {}
@@ -81,11 +85,20 @@ def clean_name(name) -> str:
         raise LabError("own.name_text", value=checks.shown(name))
     name = " ".join("".join(c for c in unicodedata.normalize("NFC", name)
                             if unicodedata.category(c)[0] != "C").split())
-    if not name:
+    if not any(unicodedata.category(c)[0] in "LN" for c in name):
         raise LabError("own.name_empty")
     if len(name) > MAX_NAME:
         raise LabError("own.name_long", name=name[:MAX_NAME] + "...", most=str(MAX_NAME))
     return name
+
+
+def name_key(name: str) -> str:
+    """What two class names that read the same share: 'Mug' and 'mug', 'Straße' and 'STRASSE', 'ｃａｔ' and 'cat'."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def same_name(a: str, b: str) -> bool:
+    return name_key(a) == name_key(b)
 
 
 class OwnData:
@@ -115,9 +128,12 @@ class OwnData:
         return found
 
     def pixels(self, image_id: int) -> np.ndarray:
-        """Image `image_id` as stored: SIDE x SIDE x 3, uint8."""
-        with Image.open(self.folder / f"{int(image_id)}.png") as image:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        """Image `image_id` as stored: SIDE x SIDE x 3, uint8; a LabError when its file is gone or damaged."""
+        try:
+            with Image.open(self.folder / f"{int(image_id)}.png") as image:
+                return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        except (OSError, ValueError, SyntaxError) as error:
+            raise LabError("own.image_gone", id=str(image_id), reason=type(error).__name__) from None
 
     def images(self, class_id: int) -> np.ndarray:
         own = self.get(class_id)
@@ -141,7 +157,7 @@ class OwnData:
             index = self._index()
             self._check_new_name(index, name)
             if len(index["classes"]) >= MAX_CLASSES:
-                raise LabError("own.too_many_classes", most=str(MAX_CLASSES), count=str(len(index["classes"]) + 1))
+                raise LabError("own.class_limit", most=str(MAX_CLASSES))
             made = {"id": self._next(index), "name": name, "images": []}
             index["classes"].append(made)
             self._write(index)
@@ -177,6 +193,7 @@ class OwnData:
 
     def add_images(self, class_id: int, files: list[tuple[str, bytes]]) -> Added:
         """Files (name, bytes) into one class: each read safely; one that cannot be read is skipped with why."""
+        self._check_room(self._index(), len(files))  # before any decoding: a refusal costs nothing
         decoded, added = _decode_all(files)
         with self._lock:
             index = self._index()
@@ -191,61 +208,50 @@ class OwnData:
         """A zip of class folders (one top folder around them is allowed): each folder's images join the
         class of that name, made where there is none. Nothing changes when the zip is refused as a whole
         (not a zip, empty, too many classes, too many images)."""
-        folders, skipped = zip_classes(data, name)
-        decoded = {}
-        for folder, files in folders.items():
-            images, added = _decode_all(files)
-            skipped += added.skipped
-            if images:
-                decoded[folder] = images
+        decoded, skipped = zip_classes(data, name, room=self.max_images - self.total)
         if not decoded:
             raise LabError("own.zip_no_images", name=name or Text("errors.the_upload"))
         with self._lock:
             index = self._index()
-            by_name = {c["name"].casefold(): c for c in index["classes"]}
-            new = [f for f in decoded if f.casefold() not in by_name]
+            by_name = {name_key(c["name"]): c for c in index["classes"]}
+            new = [f for f in decoded if name_key(f) not in by_name]
             if len(index["classes"]) + len(new) > MAX_CLASSES:
                 raise LabError("own.too_many_classes", most=str(MAX_CLASSES),
                                count=str(len(index["classes"]) + len(new)))
             self._check_room(index, sum(len(images) for images in decoded.values()))
             result = Added(skipped=skipped)
             for folder, images in decoded.items():
-                entry = by_name.get(folder.casefold())
+                entry = by_name.get(name_key(folder))
                 if entry is None:
                     entry = {"id": self._next(index), "name": folder, "images": []}
                     index["classes"].append(entry)
-                    by_name[folder.casefold()] = entry
+                    by_name[name_key(folder)] = entry
                 self._store(index, entry, images)
                 result.added[entry["name"]] = result.added.get(entry["name"], 0) + len(images)
             self._write(index)
         return result
 
-    def clear(self) -> None:
-        """Every class and image gone (the frozen splits of kept runs stay)."""
-        with self._lock:
-            index = self._index()
-            self._write({"classes": [], "next": index["next"]})
-            for entry in index["classes"]:
-                for image_id in entry["images"]:
-                    (self.folder / f"{image_id}.png").unlink(missing_ok=True)
-
     # -- training -------------------------------------------------------------------------------------
 
     def dataset(self, seed: int = 0) -> Dataset:
-        """The classes as train and test images: TEST_SHARE of each class held out, drawn with `seed`."""
-        problems = self.problems()
-        if problems:
-            raise LabError("own.not_ready", why=problems[0])
-        classes = self.classes()
-        x = np.stack([self.pixels(i) for c in classes for i in c.images])
+        """The classes as train and test images: TEST_SHARE of each class held out, drawn with `seed`.
+        Read whole under the folder's lock, so an image removed in another tab meanwhile is not half-read."""
+        with self._lock:
+            problems = self.problems()
+            if problems:
+                raise LabError("own.not_ready", why=problems[0])
+            classes = self.classes()
+            x = np.stack([self.pixels(i) for c in classes for i in c.images])
         y = np.concatenate([np.full(c.count, k, np.int64) for k, c in enumerate(classes)])
         return split(x, y, tuple(c.name for c in classes), seed, name="own", source="workspace")
 
-    def freeze(self, seed: int = 0) -> Path:
+    def freeze(self, seed: int = 0, keep: set | frozenset = frozenset()) -> Path:
         """The split a run trains on, written once as an .npz in Keras's layout (see `data.load_npz`);
-        the same classes and seed give the same file."""
+        the same classes and seed give the same file. Other splits go, but for those in `keep` (the ones
+        the workspace's runs trained on)."""
         index = self.folder / "classes.json"
-        memo = (str(self.folder), index.read_bytes() if index.is_file() else b"", seed)
+        memo = (str(self.folder), index.read_bytes() if index.is_file() else b"",
+                index.stat().st_mtime_ns if index.is_file() else 0, seed)
         known = _FROZEN.get(memo)
         if known is not None and known.is_file():  # the page asks on every rerun: the images are read once
             return known
@@ -256,6 +262,10 @@ class OwnData:
         path = frozen / f"own-{from_images}.npz"
         if not path.is_file():
             write_atomic(path, lambda f: np.savez(f, **dataset_arrays(data)))
+        kept = {Path(p).name for p in keep} | {path.name}
+        for old in frozen.glob("own-*.npz"):
+            if old.name not in kept:
+                old.unlink(missing_ok=True)
         if len(_FROZEN) > 256:
             _FROZEN.clear()
         _FROZEN[memo] = path
@@ -267,7 +277,25 @@ class OwnData:
         path = self.folder / "classes.json"
         if not path.is_file():
             return {"classes": [], "next": 1}
-        return json.loads(path.read_text(encoding="utf-8"))
+        try:
+            index = json.loads(path.read_text(encoding="utf-8"))
+            well_formed = isinstance(index, dict) and isinstance(index.get("next"), int) and \
+                isinstance(index.get("classes"), list) and all(
+                    isinstance(c, dict) and isinstance(c.get("id"), int) and isinstance(c.get("name"), str)
+                    and isinstance(c.get("images"), list) and all(isinstance(i, int) for i in c["images"])
+                    for c in index["classes"])
+        except (OSError, ValueError):
+            well_formed = False
+        if not well_formed:
+            raise LabError("own.index_damaged")
+        return index
+
+    def start_over(self) -> None:
+        """Every class and image gone, even when the list of them cannot be read any more."""
+        with self._lock:
+            for item in self.folder.glob("*.png"):
+                item.unlink(missing_ok=True)
+            self._write({"classes": [], "next": 1})  # the memo of frozen splits goes by the index's time too
 
     def _write(self, index: dict) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -288,8 +316,9 @@ class OwnData:
 
     @staticmethod
     def _check_new_name(index: dict, name: str, but: int | None = None) -> None:
-        if any(c["name"].casefold() == name.casefold() and c["id"] != but for c in index["classes"]):
-            raise LabError("own.name_taken", name=name)
+        taken = next((c["name"] for c in index["classes"] if same_name(c["name"], name) and c["id"] != but), None)
+        if taken is not None:
+            raise LabError("own.name_taken", name=taken)
 
     def _check_room(self, index: dict, more: int) -> None:
         held = sum(len(c["images"]) for c in index["classes"])
@@ -316,15 +345,22 @@ def _decode_all(files: list[tuple[str, bytes]]) -> tuple[list[np.ndarray], Added
     return decoded, added
 
 
-def zip_classes(data: bytes, name: str = "") -> tuple[dict[str, list[tuple[str, bytes]]], list[tuple[str, Text]]]:
-    """A zip's images by class folder, and what was left out with why. Only the entries' bytes are read,
-    never written anywhere: a `../` or absolute name cannot reach outside; it is left out, named.
-    One top folder holding all the class folders (as zipping a folder makes) is looked through."""
+def zip_classes(data: bytes, name: str = "", room: int | None = None
+                ) -> tuple[dict[str, list[np.ndarray]], list[tuple[str, Text]]]:
+    """A zip's images by class folder, each read as it comes (only its 96 px pixels are kept), and what
+    was left out with why. Nothing in the zip is written anywhere: a `../` or absolute name cannot reach
+    outside; it is left out, named. One top folder holding all the class folders (as zipping a folder
+    makes) is looked through. Refused whole, before an image is read, when the zip lists more entries
+    than MAX_ZIP_MEMBERS, more images than `room`, or images that would inflate past MAX_ZIP_IMAGE_BYTES
+    each on average (a few kilobytes that claim gigabytes)."""
     shown = name or Text("errors.the_upload")
+    listed = _listed_entries(data)
+    if listed is not None and listed > MAX_ZIP_MEMBERS:  # read from the zip's last bytes, before its directory
+        raise LabError("own.zip_members", name=shown, count=str(listed), most=str(MAX_ZIP_MEMBERS))
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         entries = [info for info in archive.infolist() if not info.is_dir()]
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, UnicodeDecodeError):
         raise LabError("own.not_zip", name=shown) from None
     if len(archive.infolist()) > MAX_ZIP_MEMBERS:
         raise LabError("own.zip_members", name=shown, count=str(len(archive.infolist())), most=str(MAX_ZIP_MEMBERS))
@@ -343,9 +379,14 @@ def zip_classes(data: bytes, name: str = "") -> tuple[dict[str, list[tuple[str, 
     if not kept and not skipped:
         raise LabError("own.zip_empty", name=shown)
     tops = {parts[0] for parts, _ in kept}
-    if len(tops) == 1 and all(len(parts) >= 3 for parts, _ in kept):
+    if len(tops) == 1 and any(len(parts) >= 3 for parts, _ in kept):
         kept = [(parts[1:], info) for parts, info in kept]  # one folder around the class folders
-    folders: dict[str, list[tuple[str, bytes]]] = {}
+    if room is not None and len(kept) > room:
+        raise LabError("own.zip_full", name=shown, room=str(room), more=str(len(kept)))
+    inflated = sum(info.file_size for _, info in kept)
+    if inflated > max(1, len(kept)) * MAX_ZIP_IMAGE_BYTES:
+        raise LabError("own.zip_inflates", name=shown, mb=f"{inflated / 2**20:,.0f}", count=str(len(kept)))
+    folders: dict[str, list[np.ndarray]] = {}
     for parts, info in kept:
         if len(parts) < 2:
             skipped.append((info.filename, Text("errors.own.no_folder")))
@@ -359,16 +400,35 @@ def zip_classes(data: bytes, name: str = "") -> tuple[dict[str, list[tuple[str, 
             skipped.append((info.filename, Text("errors.image_too_big", name=parts[-1],
                                                 mb=f"{info.file_size / 2**20:.1f}", limit=str(MAX_BYTES // 2**20))))
             continue
+        if info.flag_bits & 0x1:
+            skipped.append((info.filename, Text("errors.own.encrypted")))
+            continue
         try:
             content = archive.read(info)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as error:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError, zlib.error,
+                lzma.LZMAError) as error:
             skipped.append((info.filename, Text("errors.own.damaged", reason=type(error).__name__)))
             continue
-        key = next((k for k in folders if k.casefold() == folder.casefold()), folder)
-        folders.setdefault(key, []).append((info.filename, content))
+        try:
+            pixels = read_image(content, IMAGE_SHAPE, digit=False, name=info.filename)
+        except LabError as refused:
+            skipped.append((info.filename, refused.text))
+            continue
+        key = next((k for k in folders if same_name(k, folder)), folder)
+        folders.setdefault(key, []).append(pixels)
     if len(folders) > MAX_CLASSES:
         raise LabError("own.too_many_classes", most=str(MAX_CLASSES), count=str(len(folders)))
     return folders, skipped
+
+
+def _listed_entries(data: bytes) -> int | None:
+    """The entry count a zip's end record states (65,535 when it defers to a ZIP64 record), or None
+    when there is no end record to read: zipfile then refuses the file."""
+    tail = data[-(2**16 + 22):]
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + 12:
+        return None
+    return struct.unpack("<H", tail[at + 10: at + 12])[0]
 
 
 def _parts(filename: str) -> tuple[str, ...] | None:

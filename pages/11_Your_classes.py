@@ -11,6 +11,8 @@ st.caption(t("own.intro"))
 if session.read_only():
     st.info(t("own.read_only"))
     st.stop()
+if not owndata.readable():
+    st.stop()
 owndata.readiness()
 owndata.new_class()
 owndata.zip_upload()

@@ -5,7 +5,7 @@ import streamlit as st
 
 import cnnlab
 from app import nav, session
-from app.text import class_label, language, t
+from app.text import class_label, class_text, language, t
 from app.widgets import choose_trained_run, pick_test_image, upscaled
 from cnnlab import explain
 from cnnlab.charts import channel_values, tile
@@ -24,7 +24,7 @@ index, image, label = pick_test_image(data, key=f"inside-index-{choice.id}")
 maps_tab, filters_tab, cam_tab = st.tabs([t("inside.maps_tab"), t("inside.filters_tab"), t("inside.cam_tab")])
 
 with maps_tab:
-    st.caption(t("inside.maps_note", index=str(index), label=class_label(names, label), channels=explain.MAX_CHANNELS))
+    st.caption(t("inside.maps_note", index=str(index), label=class_text(names, label), channels=explain.MAX_CHANNELS))
     left, _ = st.columns([1, 5])
     left.image(upscaled(image, 4), caption=t("inside.the_input"))
     for fm in explain.feature_maps(model, image):

@@ -4,7 +4,7 @@ import streamlit as st
 
 import cnnlab
 from app import nav
-from app.text import class_label, class_names, language, t
+from app.text import class_names, class_text, language, t
 from app.widgets import IMAGE_UPLOAD_MB, choose_trained_run, drawing_pad, refusal, upscaled
 from cnnlab import explain
 from cnnlab.charts import class_probabilities
@@ -45,9 +45,9 @@ seen_col, cam_col, chart_col = st.columns([1, 1, 2])
 seen_col.image(upscaled(image, 6), caption=t("your_image.receives_digit" if digits else "your_image.receives",
                                              size=f"{shape[0]}x{shape[1]}"))
 cam_col.image(upscaled(explain.overlay(image, heat), 6), caption=f"Grad-CAM ({layer})")
-chart_col.markdown(t("your_image.prediction", label=class_label(names, predicted),
+chart_col.markdown(t("your_image.prediction", label=class_text(names, predicted),
                      probability=f"{probabilities[predicted]:.1%}"))
 tops = cnnlab.top_k(probabilities, names, 3)[0]
-chart_col.caption(t("your_image.top", classes=", ".join(f"{class_label(names, top['class'])} {top['probability']:.1%}"
+chart_col.caption(t("your_image.top", classes=", ".join(f"{class_text(names, top['class'])} {top['probability']:.1%}"
                                                         for top in tops)))
 chart_col.plotly_chart(class_probabilities(probabilities, class_names(names), lang=language()), width="stretch")

@@ -108,7 +108,7 @@ def test_eleven_classes_are_refused_whole(own):
 
 def test_a_duplicate_class_name_is_refused_whatever_its_case(own):
     own.add_class("Cat")
-    with pytest.raises(LabError, match="called 'cat' already"):
+    with pytest.raises(LabError, match="called 'Cat' already"):
         own.add_class("cat")
     dog = own.add_class("dog")
     with pytest.raises(LabError, match="already"):
@@ -240,3 +240,95 @@ def test_a_workspaces_classes_live_in_its_own_folder_and_go_with_it(tmp_path):
     folder = store.own(mine).folder
     store.delete_workspace(mine)
     assert not folder.exists() and [c.name for c in store.own(theirs).classes()] == ["dog"]
+
+
+def test_a_zip_that_inflates_far_past_its_photos_is_refused_before_it_is_read(own):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for i in range(5):
+            archive.writestr(f"c{i % 2}/{i}.png", b"\0" * (8 * 2**20))  # 40 MB of zeros in a zip of 40 KB
+    with pytest.raises(LabError, match="inflate"):
+        own.add_zip(buffer.getvalue(), "bomb.zip")
+    assert own.classes() == []
+
+
+def test_more_images_than_there_is_room_for_is_refused_before_any_is_decoded(own, monkeypatch):
+    import cnnlab.owndata as owndata
+
+    decoded = []
+    monkeypatch.setattr(owndata, "read_image", lambda *a, **k: decoded.append(1))
+    with pytest.raises(LabError, match="room for 60 more"):
+        own.add_zip(zipped({f"c/{i}.png": png() for i in range(61)}))
+    with pytest.raises(LabError, match="60 images"):
+        own.add_images(own.add_class("c").id, [(f"{i}.png", png()) for i in range(61)])
+    assert decoded == []
+
+
+def test_a_damaged_member_is_left_out_and_the_rest_is_added(own):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("cat/good.png", png())
+        archive.writestr("cat/bad.png", png((1, 2, 3), noise=5))
+    data = bytearray(buffer.getvalue())
+    start = data.index(b"cat/bad.png") + len(b"cat/bad.png")  # the local header's name, then its deflated bytes
+    data[start + 10: start + 60] = bytes(50)
+    added = own.add_zip(bytes(data))
+    assert added.added == {"cat": 1} and [name for name, _ in added.skipped] == ["cat/bad.png"]
+
+
+def test_a_stray_file_beside_the_class_folders_does_not_merge_them(own):
+    added = own.add_zip(zipped({"photos/cover.png": png(), "photos/red/1.png": png(), "photos/blue/1.png": png()}))
+    assert {c.name for c in own.classes()} == {"red", "blue"}
+    assert [name for name, _ in added.skipped] == ["photos/cover.png"]
+
+
+def test_names_that_read_the_same_are_one_class_and_the_message_names_the_one_there(own):
+    own.add_class("Straße")
+    for same in ("STRASSE", "ｓｔｒａßｅ"):
+        with pytest.raises(LabError, match="called 'Straße' already"):
+            own.add_class(same)
+    with pytest.raises(LabError, match="Give the class a name"):
+        own.add_class("\u0301")  # a lone accent is not a name
+
+
+def test_a_missing_image_file_is_named_and_a_damaged_list_can_be_started_over(own):
+    cat = own.add_class("cat")
+    own.add_images(cat.id, [("a.png", png())])
+    image_id = own.get(cat.id).images[0]
+    (own.folder / f"{image_id}.png").unlink()
+    with pytest.raises(LabError, match="cannot be read any more"):
+        own.pixels(image_id)
+    (own.folder / "classes.json").write_text('{"classes": [')
+    with pytest.raises(LabError, match="list of your classes cannot be read"):
+        own.classes()
+    own.start_over()
+    assert own.classes() == []
+
+
+def test_a_phone_photo_taken_upright_is_kept_upright_and_16_bit_grey_keeps_its_shade(own):
+    pixels = np.zeros((40, 80, 3), np.uint8)
+    pixels[:, :40], pixels[:, 40:] = (0, 0, 255), (255, 0, 0)
+    photo = Image.fromarray(pixels)
+    exif = photo.getexif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to show"
+    buffer = io.BytesIO()
+    photo.save(buffer, format="JPEG", exif=exif.tobytes())
+    grey = io.BytesIO()
+    Image.fromarray(np.full((50, 50), 128 * 257, np.uint16)).save(grey, format="PNG")
+    cat = own.add_class("cat")
+    own.add_images(cat.id, [("upright.jpg", buffer.getvalue()), ("deep.png", grey.getvalue())])
+    upright, deep = own.images(cat.id)
+    assert upright[5, 48, 2] > 200 and upright[90, 48, 0] > 200  # blue on top, red below, as the phone showed it
+    assert abs(int(deep[10, 10, 0]) - 128) <= 1
+
+
+def test_a_class_folder_with_one_image_and_hostile_class_names_are_refused(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / "one" / name).mkdir(parents=True)
+        (tmp_path / "one" / name / "1.png").write_bytes(png())
+    with pytest.raises(LabError, match="at least 2 images"):
+        load_folder(tmp_path / "one")
+    x = np.zeros((2, 4, 4, 3), np.uint8)
+    np.savez(tmp_path / "names.npz", x_train=x, y_train=np.array([0, 1]), x_test=x, y_test=np.array([0, 1]),
+             class_names=np.array(["same", "same"]))
+    assert load_npz(tmp_path / "names.npz").class_names == ("class 0", "class 1")
