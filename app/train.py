@@ -22,7 +22,7 @@ from cnnlab.runner import BackgroundRun, RunStatus
 from cnnlab.runs import history_json
 from cnnlab.training import learning_rates
 
-from . import links, nav, network, session
+from . import exports, links, nav, network, session
 from .nav import OWN_PAGE
 from .resources import data_of, store, training_pool
 from .text import arch_title, class_name, duration, gigabytes, language, run_label, say, settings_text, t
@@ -275,6 +275,7 @@ def results(epochs: int | None) -> None:
                             mime="text/csv", on_click="ignore")
     json_col.download_button(t("train.download_json"), history_json(result), file_name=f"{name}_history.json",
                              mime="application/json", on_click="ignore")
+    exports.download(result.model, result.class_names, name)
     if session.read_only():
         return
     _share(last)

@@ -7,6 +7,7 @@
     python -m cnnlab predict MODEL [IMAGE...] [--data DIR/] [--top K]
     python -m cnnlab lessons
     python -m cnnlab lesson NAME [--seed N] --out DIR
+    python -m cnnlab export RUN --format keras|onnx|litert|tf_saved_model --out FILE|PACKAGE.zip
 
 Every mistake a user can make ends in one line on stderr and exit code 2. A run that would not fit
 in the memory left (the app's guard, with the classroom's reserve) and an --out that cannot be
@@ -32,6 +33,7 @@ from .data import image_files, load_dataset
 from .datasets import DATASETS, SOURCES
 from .devices import join_processes, processes
 from .errors import LabError
+from .exports import FORMATS, export_file, export_package, labels_json
 from .images import read_image
 from .inference import evaluate_file, predict_proba, top_k
 from .layer_table import layer_table
@@ -122,6 +124,15 @@ def _parser() -> argparse.ArgumentParser:
     _memory_option(lesson)
     lesson.add_argument("--out", required=True, metavar="DIR", help="each run is saved in DIR/<run>")
     lesson.set_defaults(command=_lesson)
+
+    export = commands.add_parser("export", help="a trained model as one file to run elsewhere: raw uint8 pixels in, "
+                                 "probabilities out, its preprocessing inside")
+    export.add_argument("run", metavar="RUN", help="a run bundle (.zip), a run directory or a .keras file")
+    export.add_argument("--format", required=True, choices=list(FORMATS))
+    export.add_argument("--out", required=True, metavar="FILE",
+                        help="the model file (a folder for tf_saved_model), with labels.json beside it; "
+                             "or a .zip: the model, labels.json and a README.md that runs it")
+    export.set_defaults(command=_export)
     return parser
 
 
@@ -380,4 +391,21 @@ def _predict(args) -> int:
     images = [read_image(path, trained.image_shape) for path in paths]
     tops = top_k(predict_proba(trained.model, images), trained.class_names, args.top)
     print(json.dumps({"predictions": [{"image": str(path), "top": top} for path, top in zip(paths, tops)]}))
+    return 0
+
+
+def _export(args) -> int:
+    """The model as --format at --out, and one JSON line naming what was written."""
+    trained = load_trained(args.run)
+    out = Path(args.out)
+    if out.suffix == ".zip":
+        package = export_package(trained.model, trained.class_names, args.format)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(package)
+        written = [out]
+    else:
+        labels = out.parent / "labels.json"
+        written = [export_file(trained.model, trained.class_names, args.format, out), labels]
+        labels.write_text(labels_json(trained.model, trained.class_names), encoding="utf-8")
+    print(json.dumps({"format": args.format, "written": [str(path) for path in written]}))
     return 0

@@ -99,6 +99,11 @@ def test_train_on_own_classes_then_open_a_confusion_cell():
     wait_for_run(train, 180)
     run = runs_of(train)[-1]
     assert run.run.class_names == ("sun", "sea") and run.run.dataset["n_test"] == 4
+    format_key = next(s.key for s in train.selectbox if s.label == "Format")
+    train.selectbox(key=format_key).select_index(2).run()  # LiteRT: the phone's format
+    next(b for b in train.button if b.label == "Prepare the download").click().run()
+    no_exceptions(train)
+    assert any(d.label.startswith("Download it as LiteRT") for d in train.get("download_button"))
     evaluate = no_exceptions(same_workspace(at, page("pages/5_Evaluate.py")).run())
     assert evaluate.metric[1].value == "4"
     assert evaluate.get("image"), "the cell's test images are shown with their probabilities"
