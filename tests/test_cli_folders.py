@@ -3,35 +3,22 @@ reads it, for train, evaluate and predict."""
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from cnnlab.cli import main
+from tests.test_owndata import pattern
 
 
 def write_classes(root, classes, per_class: int = 10, seed: int = 0):
-    """Clearly different classes: bright horizontal stripes, dark vertical bars, a flat grey."""
+    """A folder of class folders of clearly different patterns (tests.test_owndata.PATTERNS), and a note."""
     rng = np.random.default_rng(seed)
-    patterns = {"stripes": (0, 230), "bars": (1, 40), "grey": (None, 128)}
     for name in classes:
-        axis, level = patterns[name]
         (root / name).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            pixels = np.zeros((80, 80, 3), np.uint8)
-            if axis is None:
-                pixels[:] = level
-            else:
-                lines = [slice(None), slice(None)]
-                lines[axis] = slice(int(rng.integers(0, 4)), None, 8)
-                pixels[tuple(lines)] = level
-            noisy = np.clip(pixels + rng.integers(0, 30, pixels.shape), 0, 255).astype(np.uint8)
-            buffer = io.BytesIO()
-            Image.fromarray(noisy).save(buffer, format="PNG")
-            (root / name / f"{i}.png").write_bytes(buffer.getvalue())
+            (root / name / f"{i}.png").write_bytes(pattern(name, rng, side=80))
     (root / classes[0] / "notes.txt").write_text("not an image")
     return root
 

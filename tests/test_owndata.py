@@ -190,22 +190,29 @@ def test_zip_classes_reads_only_bytes():
     assert list(folders) == ["a"] and len(folders["a"]) == 2 and skipped == []
 
 
+PATTERNS = {"stripes": (0, 230), "bars": (1, 40), "grey": (None, 128)}  # (lines along axis, brightness)
+
+
+def pattern(name: str, rng, side: int = 96) -> bytes:
+    """A PNG of one of PATTERNS, with noise: bright horizontal stripes, dark vertical bars or a flat grey,
+    different to any base, random or trained."""
+    axis, level = PATTERNS[name]
+    pixels = np.full((side, side, 3), level if axis is None else 0, np.uint8)
+    if axis is not None:
+        lines = [slice(None), slice(None)]
+        lines[axis] = slice(int(rng.integers(0, 4)), None, 8)
+        pixels[tuple(lines)] = level
+    noisy = np.clip(pixels + rng.integers(0, 30, pixels.shape), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noisy).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def two_clear_classes(own, per_class: int = 12):
-    """Bright horizontal stripes against dark vertical ones: different to any base, random or trained."""
     rng = np.random.default_rng(0)
-    for name, axis, level in (("stripes", 0, 230), ("bars", 1, 40)):
+    for name in ("stripes", "bars"):
         made = own.add_class(name)
-        files = []
-        for i in range(per_class):
-            pixels = np.zeros((96, 96, 3), np.uint8)
-            lines = [slice(None), slice(None)]
-            lines[axis] = slice(int(rng.integers(0, 4)), None, 8)
-            pixels[tuple(lines)] = level
-            noisy = np.clip(pixels + rng.integers(0, 30, pixels.shape), 0, 255).astype(np.uint8)
-            buffer = io.BytesIO()
-            Image.fromarray(noisy).save(buffer, format="PNG")
-            files.append((f"{i}.png", buffer.getvalue()))
-        own.add_images(made.id, files)
+        own.add_images(made.id, [(f"{i}.png", pattern(name, rng)) for i in range(per_class)])
 
 
 def test_transfer_learns_two_clear_classes_and_reuses_their_features(tmp_path):
