@@ -283,8 +283,8 @@ def test_run_a_lenet_lesson_and_read_its_verdict(server, page, browser):
     other.locator("[data-testid='stMain'] [data-testid='stSelectbox']").first.click()
     other.get_by_role("option", name="1998 against 2012: sigmoid, ReLU and max pooling").click()
     wait_for(lambda: other.get_by_text("everyone here sees it", exact=False).count(), 60, "the class's shared result")
-    assert other.get_by_text("The claim held.").count() or \
-        other.get_by_text("The claim did not hold this time.").count()
+    wait_for(lambda: other.get_by_text("The claim held.").count() or  # drawn just after the line above
+             other.get_by_text("The claim did not hold this time.").count(), 60, "the shared verdict")
     shot(other, "Lessons-shared")
     other.context.close()
 

@@ -18,8 +18,10 @@ FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-st
 
 
 def count_of(page, name: str) -> str:
+    """What the class's row says of its images ('' while the page is being drawn)."""
     row = page.locator("[data-testid='stHorizontalBlock']").filter(has=page.get_by_role("heading", name=name))
-    return row.get_by_text("Images:").first.inner_text()
+    found = row.get_by_text("Images:")
+    return found.first.inner_text() if found.count() else ""
 
 
 def test_a_fake_camera_snapshot_and_several_files_join_classes_that_survive_a_reload(tmp_path):
@@ -44,18 +46,23 @@ def test_a_fake_camera_snapshot_and_several_files_join_classes_that_survive_a_re
         page.get_by_text("Take photos with the camera").click()
         page.get_by_text("Use the camera").click()
         take = page.get_by_role("button", name="Take Photo")
-        wait_for(lambda: take.count() and take.is_enabled(), 60, "the camera's picture")
+        wait_for(lambda: take.count() and take.is_enabled(), 60, "the camera's button")
+        # A snapshot of a camera whose first frame has not arrived is no picture: wait for the frames.
+        page.wait_for_function("() => [...document.querySelectorAll('video')].some(v => v.readyState >= 2)",
+                               timeout=60_000)
         take.click()
-        wait_for(lambda: page.get_by_text("Images added: 1.").count(), 60, "the snapshot added")
-        settle(page)
-        assert count_of(page, "mug") == "Images: 1"
+        try:
+            wait_for(lambda: count_of(page, "mug") == "Images: 1", 45, "the snapshot in its class")
+        except AssertionError:  # a loaded machine's fake camera can hand the first click no frame: once more
+            shot(page, "Your-classes-camera-first-try")
+            if take.count() and take.is_enabled():
+                take.click()
+            wait_for(lambda: count_of(page, "mug") == "Images: 1", 60, "the snapshot in its class")
         shot(page, "Your-classes-camera")
 
         page.locator("[data-testid='stFileUploader']").filter(has_text="Add photos to plant") \
             .locator("input[type='file']").set_input_files(photos)
-        wait_for(lambda: page.get_by_text("Images added: 3.").count(), 60, "the three files added")
-        settle(page)
-        assert count_of(page, "plant") == "Images: 3"
+        wait_for(lambda: count_of(page, "plant") == "Images: 3", 90, "the three files in their class")
 
         page.reload()
         settle(page)
