@@ -280,6 +280,11 @@ def _download(spec: DatasetSpec) -> Dataset:
                    as_images(x_test), as_labels(y_test, len(x_test)), spec.class_names)
 
 
+def held_out(n: int, share: float = TEST_SHARE) -> int:
+    """The test images `split` holds out of a class of `n`: `share` of them, at least one, none of a class of one."""
+    return max(1, round(n * share)) if n > 1 else 0
+
+
 def split(x: np.ndarray, y: np.ndarray, class_names: tuple[str, ...], seed: int = 0, share: float = TEST_SHARE,
           name: str = "own", source: str = "folder") -> Dataset:
     """Train and test, stratified: `share` of every class (at least one image) held out, drawn with `seed`."""
@@ -288,7 +293,7 @@ def split(x: np.ndarray, y: np.ndarray, class_names: tuple[str, ...], seed: int 
     train, test = [], []
     for k in range(len(class_names)):
         members = rng.permutation(np.flatnonzero(y == k))
-        n_test = max(1, round(len(members) * share)) if len(members) > 1 else 0
+        n_test = held_out(len(members), share)
         test += list(members[:n_test])
         train += list(members[n_test:])
     train, test = np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(test, dtype=np.int64))

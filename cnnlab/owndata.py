@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image
 
 from . import checks
-from .data import IMAGE_SUFFIXES, Dataset, split
+from .data import IMAGE_SUFFIXES, Dataset, held_out, split
 from .datasets import OWN_SIDE as SIDE
 from .datasets import TEST_SHARE
 from .errors import LabError, Text
@@ -444,8 +444,7 @@ def _parts(filename: str) -> tuple[str, ...] | None:
 
 def split_counts(counts: list[int], share: float = TEST_SHARE) -> list[tuple[int, int]]:
     """(train, test) images per class that `split` makes of classes of these sizes."""
-    return [(n - (max(1, round(n * share)) if n > 1 else 0), max(1, round(n * share)) if n > 1 else 0)
-            for n in counts]
+    return [(n - held_out(n, share), held_out(n, share)) for n in counts]
 
 
 def dataset_arrays(data: Dataset) -> dict[str, np.ndarray]:
