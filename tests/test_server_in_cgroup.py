@@ -16,7 +16,7 @@ import pytest
 
 from tests.app_server import CHROMIUM, CHROMIUM_ARGS, app_server
 from tests.cgroup_helpers import memory_cgroup
-from tests.test_browser import quick_lenet
+from tests.test_browser import quick_lenet, settle
 
 playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (requirements-dev.txt)")
 pytestmark = [pytest.mark.browser,
@@ -36,6 +36,7 @@ def train_page_in_cgroup():
             page.set_default_timeout(90_000)
             page.goto(f"{url}/Train")
             page.wait_for_selector("h1")
+            settle(page)  # a select opened while the page is still being drawn closes again when it is redrawn
             yield group, server, page
             browser.close()
 
